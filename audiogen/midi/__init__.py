@@ -1,0 +1,1 @@
+"""audiogen.midi"""

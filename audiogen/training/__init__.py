@@ -1,0 +1,1 @@
+"""What both models share in training: callbacks, checkpoints, schedules, loss maths."""
