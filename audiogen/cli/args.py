@@ -1,0 +1,57 @@
+"""Argument types shared by the command-line tools."""
+import argparse
+import sys
+
+
+def str2bool(value):
+    """`true/false`, `yes/no`, `1/0` (any case) -> bool."""
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {value!r}")
+
+
+def int_or_none(value):
+    """An integer, or `None`/`none` for no limit."""
+    if str(value).strip().lower() == "none":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or None, got {value!r}") from None
+
+
+def positive_float(value):
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def add_bool(parser, name, default, help_text):
+    """`--name` alone means true; `--name false` turns it off."""
+    parser.add_argument(f"--{name}", type=str2bool, nargs="?", const=True, default=default,
+                        metavar="BOOL", help=f"{help_text} (default: {default})")
+
+
+def cycle_temperatures(temperatures, num_seqs):
+    """One temperature per sequence: fewer values than sequences are cycled; more is an error."""
+    temperatures = list(temperatures)
+    if len(temperatures) > num_seqs:
+        raise ValueError(f"--temperature got {len(temperatures)} values for --num_seqs {num_seqs}: "
+                         f"pass at most one value per sequence")
+    for t in temperatures:
+        if t <= 0:
+            raise ValueError(f"--temperature values must be positive, got {t}")
+    return [temperatures[i % len(temperatures)] for i in range(num_seqs)]
+
+
+def fail(message, code=2):
+    """Print `error: message` to stderr and return the exit code (for `main` to return)."""
+    print(f"error: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,91 @@
+"""`generate.py`: generate audio (SampleRNN) or melodies (MusicVAE) from a trained run.
+
+The model kind, its config and (for SampleRNN) the training sample rate are read from the run
+directory of `--checkpoint_path`, so `--config_file` and `--sample_rate` are needed only to
+override them.
+"""
+import argparse
+import os
+import sys
+
+from audiogen.cli.args import fail, positive_float
+from audiogen.config import ConfigError, load_config, load_run_config
+from audiogen.training.checkpoints import resolve_checkpoint, run_dir_of
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="generate.py", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--output_path", required=True,
+                        help="Output file (.wav for SampleRNN, .mid for MusicVAE); several "
+                             "sequences are written as numbered siblings (out_0.wav, out_1.wav...)")
+    parser.add_argument("--checkpoint_path", required=True,
+                        help="A checkpoint prefix (<run>/checkpoints/ckpt-N) or a run directory "
+                             "(then its newest checkpoint).")
+    parser.add_argument("--config_file", default=None,
+                        help="Model config; default: the one saved in the run directory.")
+    parser.add_argument("--num_seqs", type=int, default=1,
+                        help="Number of sequences, generated together as one batch.")
+    parser.add_argument("--temperature", type=positive_float, nargs="+", default=[0.75],
+                        help="Sampling temperature per sequence; fewer values than sequences "
+                             "are cycled.")
+    parser.add_argument("--rng_seed", type=int, default=None,
+                        help="Random seed for sampling (default: a fresh one, printed).")
+    samplernn = parser.add_argument_group("SampleRNN")
+    samplernn.add_argument("--dur", type=positive_float, default=3,
+                           help="Duration of generated audio in seconds (after the seed excerpt).")
+    samplernn.add_argument("--sample_rate", type=int, default=None,
+                           help="Sample rate written to the WAV header (default: the training "
+                                "rate; another value changes only the header).")
+    samplernn.add_argument("--seed", default=None,
+                           help="Audio file priming generation; the output begins with it.")
+    samplernn.add_argument("--seed_offset", default="0",
+                           help="Start of the seed excerpt: samples (e.g. 16000) or seconds with "
+                                "an s suffix (e.g. 1.5s).")
+    samplernn.add_argument("--seed_dur", type=positive_float, default=1.0,
+                           help="Length of the seed excerpt in seconds.")
+    musicvae = parser.add_argument_group("MusicVAE")
+    musicvae.add_argument("--qpm", type=positive_float, default=120.0,
+                          help="Tempo of written MIDI files (quarter notes per minute).")
+    musicvae.add_argument("--interpolate", nargs=2, metavar=("A.mid", "B.mid"), default=None,
+                          help="Interpolate (slerp) between the first melodies of two MIDI files.")
+    musicvae.add_argument("--steps", type=int, default=5,
+                          help="Interpolation steps, endpoints included.")
+    musicvae.add_argument("--reconstruct", metavar="A.mid", default=None,
+                          help="Encode and decode the first melody of a MIDI file.")
+    return parser
+
+
+def numbered_paths(output_path, count):
+    """`output_path` for one file; `stem_0.ext`, `stem_1.ext`, ... for several."""
+    if count == 1:
+        return [output_path]
+    stem, ext = os.path.splitext(output_path)
+    return [f"{stem}_{i}{ext}" for i in range(count)]
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.num_seqs < 1:
+        return fail(f"--num_seqs must be at least 1, got {args.num_seqs}")
+    try:
+        checkpoint = resolve_checkpoint(args.checkpoint_path)
+        run_dir = run_dir_of(checkpoint)
+        config = load_config(args.config_file) if args.config_file else load_run_config(run_dir)
+        if config is None:
+            raise ConfigError(f"{run_dir} has no resolved.config.json: pass --config_file")
+    except (ConfigError, FileNotFoundError) as e:
+        return fail(str(e))
+    if args.rng_seed is None:
+        args.rng_seed = int.from_bytes(os.urandom(4), "little") % (2 ** 31)
+        print(f"Sampling with --rng_seed {args.rng_seed}")
+    if config["model"] == "musicvae":
+        from audiogen.cli.generate_musicvae import run
+    else:
+        from audiogen.cli.generate_samplernn import run
+    return run(args, config, checkpoint, run_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

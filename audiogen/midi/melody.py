@@ -1,0 +1,422 @@
+"""Monophonic melodies: the 90-class encoding, extraction from NoteSequences, slicing, and back.
+
+Encoding (one class per sixteenth-note step, 16 steps per 4/4 bar):
+
+* `NO_EVENT` (0): nothing happens; the sounding note is held, or the rest goes on.
+* `NOTE_OFF` (1): the sounding note stops.
+* `2 + (pitch - 21)` for pitches 21 (A0) .. 108 (C8), the 88 piano keys: a new note starts
+  (and ends the note sounding before it).
+
+Extraction rules (`extract_melodies`):
+
+1. The NoteSequence is split at every tempo and time-signature change (events at the same time
+   are merged first, the last one wins). A segment without a time signature is 4/4, as in MIDI.
+2. Only 4/4 segments are kept; they are quantized at 4 steps per quarter (16 steps per bar), with
+   bar lines counted from the start of the segment.
+3. Per instrument (NoteSequence `instrument`, i.e. pretty_midi track): drum notes and notes with
+   velocity 0 are skipped; notes whose pitch lies outside 21..108 are DROPPED (removed before the
+   monophonic reduction, as if they were never played; the rest of the melody is kept).
+4. Monophonic reduction: on simultaneous onsets the highest note wins; a later onset ends the
+   note sounding before it.
+5. A rest of at least one bar (`gap_bars`) between the end of a note and the next onset ends the
+   melody. A melody starts at the bar line at or before its first note and is padded with
+   `NO_EVENT` to a whole number of bars (a note ending exactly on the last bar line gets no
+   `NOTE_OFF`, it simply lasts to the end).
+
+The extraction is written here rather than with `note_seq.Melody.from_quantized_sequence`: that
+method keeps out-of-range pitches, and searching again from the bar line before the end of the
+previous melody (as Magenta's pipeline does) re-reads the lower notes of a final chord as a new
+one-bar melody.
+
+Reference: Roberts et al., "A Hierarchical Latent Vector Model for Learning Long-Term Structure
+in Music", ICML 2018 (2-bar and 16-bar melody slices, 90-class encoding).
+"""
+import dataclasses
+import warnings
+
+import numpy as np
+
+with warnings.catch_warnings():  # note_seq imports pydub, which warns about a missing ffmpeg
+    warnings.simplefilter("ignore")
+    import note_seq
+    from note_seq import music_pb2, sequences_lib
+
+# === Encoding ===
+NO_EVENT = 0
+NOTE_OFF = 1
+FIRST_PITCH_CLASS = 2
+MIN_PITCH = 21
+MAX_PITCH = 108
+NUM_PITCHES = MAX_PITCH - MIN_PITCH + 1          # 88
+NUM_CLASSES = FIRST_PITCH_CLASS + NUM_PITCHES    # 90
+
+# === Time grid ===
+STEPS_PER_QUARTER = 4
+STEPS_PER_BAR = 16
+GAP_BARS = 1
+DEFAULT_QPM = 120.0
+DEFAULT_VELOCITY = 80
+
+
+def pitch_to_class(pitch):
+    """Class of a MIDI pitch in 21..108 (ValueError outside)."""
+    if not MIN_PITCH <= pitch <= MAX_PITCH:
+        raise ValueError(f"pitch {pitch} is outside the encoded range {MIN_PITCH}..{MAX_PITCH}")
+    return FIRST_PITCH_CLASS + int(pitch) - MIN_PITCH
+
+
+def class_to_pitch(cls):
+    """MIDI pitch of a note-on class (ValueError for NO_EVENT, NOTE_OFF or out of range)."""
+    if not FIRST_PITCH_CLASS <= cls < NUM_CLASSES:
+        raise ValueError(f"class {cls} is not a note-on class ({FIRST_PITCH_CLASS}..{NUM_CLASSES - 1})")
+    return int(cls) - FIRST_PITCH_CLASS + MIN_PITCH
+
+
+def validate_classes(classes):
+    """`classes` as an int32 array `[num_steps]`; ValueError when not 1-D or out of 0..89."""
+    array = np.asarray(classes)
+    if array.ndim != 1:
+        raise ValueError(f"a melody must be a 1-D sequence of classes, got shape {array.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        if not np.all(np.equal(np.mod(array, 1), 0)):
+            raise ValueError("melody classes must be integers")
+    array = array.astype(np.int32)
+    if array.size and (array.min() < 0 or array.max() >= NUM_CLASSES):
+        raise ValueError(f"melody classes must lie in 0..{NUM_CLASSES - 1}, "
+                         f"got values {array.min()}..{array.max()}")
+    return array
+
+
+def has_note_on(classes):
+    """True where a slice (last axis) holds at least one note-on."""
+    return np.any(np.asarray(classes) >= FIRST_PITCH_CLASS, axis=-1)
+
+
+# === Data ===
+
+@dataclasses.dataclass(frozen=True)
+class Melody:
+    """One monophonic melody extracted from a NoteSequence.
+
+    Args:
+        classes: int32 `[num_steps]`, a whole number of bars.
+        instrument: NoteSequence instrument (pretty_midi track index) it came from.
+        program: MIDI program of its first note.
+        segment: index of the tempo/time-signature segment of the source.
+        start_step: first step, counted from the start of the segment (a bar line).
+        segment_start_time: start of the segment in the source, seconds.
+        qpm: tempo of the segment.
+    """
+    classes: np.ndarray
+    instrument: int = 0
+    program: int = 0
+    segment: int = 0
+    start_step: int = 0
+    segment_start_time: float = 0.0
+    qpm: float = DEFAULT_QPM
+
+    @property
+    def start_bar(self):
+        """First bar within the segment, 0-based."""
+        return self.start_step // STEPS_PER_BAR
+
+    @property
+    def num_bars(self):
+        return len(self.classes) // STEPS_PER_BAR
+
+    @property
+    def start_time(self):
+        """Start of the melody in the source, seconds."""
+        return self.segment_start_time + self.start_step * 60.0 / (self.qpm * STEPS_PER_QUARTER)
+
+    def describe(self):
+        return (f"instrument {self.instrument} (program {self.program}), segment {self.segment} "
+                f"at {self.segment_start_time:.2f} s, bars {self.start_bar + 1}-"
+                f"{self.start_bar + self.num_bars} ({self.num_bars} bars, starts at "
+                f"{self.start_time:.2f} s)")
+
+
+@dataclasses.dataclass
+class MelodyStats:
+    """What `extract_melodies` saw and skipped in one NoteSequence."""
+    segments: int = 0
+    segments_4_4: int = 0
+    segments_other_meter: int = 0
+    segments_unquantizable: int = 0
+    drum_notes: int = 0
+    out_of_range_notes: int = 0
+    polyphonic_notes: int = 0      # lower notes dropped on simultaneous onsets
+    melodies: int = 0
+    meters: dict = dataclasses.field(default_factory=dict)   # "3/4" -> number of segments
+
+    def add(self, other):
+        for field in dataclasses.fields(self):
+            if field.name == "meters":
+                for k, v in other.meters.items():
+                    self.meters[k] = self.meters.get(k, 0) + v
+            else:
+                setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+        return self
+
+
+# === Extraction ===
+
+def _dedupe_time_changes(sequence):
+    """A copy where several tempos (or time signatures) at the same time collapse to the last."""
+    def last_per_time(events):
+        by_time = {}
+        for event in events:
+            by_time[round(event.time, 6)] = event
+        return [by_time[t] for t in sorted(by_time)]
+
+    if (len({round(t.time, 6) for t in sequence.tempos}) == len(sequence.tempos) and
+            len({round(t.time, 6) for t in sequence.time_signatures}) ==
+            len(sequence.time_signatures)):
+        return sequence
+    copy = music_pb2.NoteSequence()
+    copy.CopyFrom(sequence)
+    tempos = last_per_time(list(sequence.tempos))
+    signatures = last_per_time(list(sequence.time_signatures))
+    del copy.tempos[:]
+    del copy.time_signatures[:]
+    for tempo in tempos:
+        copy.tempos.add().CopyFrom(tempo)
+    for signature in signatures:
+        copy.time_signatures.add().CopyFrom(signature)
+    return copy
+
+
+def split_segments(sequence):
+    """Split an unquantized NoteSequence at tempo and time-signature changes.
+
+    Returns a list of NoteSequences, each shifted to start at 0, with
+    `subsequence_info.start_time_offset` holding its start in `sequence`.
+    """
+    if not sequence.notes:
+        return []
+    sequence = _dedupe_time_changes(sequence)
+    changes = [e for e in list(sequence.tempos) + list(sequence.time_signatures)
+               if 0 < e.time < sequence.total_time]
+    if not changes:
+        return [sequence]
+    return sequences_lib.split_note_sequence_on_time_changes(sequence)
+
+
+def segment_meter(segment):
+    """(numerator, denominator) of a segment; 4/4 when it has no time signature."""
+    if not segment.time_signatures:
+        return 4, 4
+    first = min(segment.time_signatures, key=lambda ts: ts.time)
+    return first.numerator, first.denominator
+
+
+def segment_qpm(segment):
+    if not segment.tempos:
+        return DEFAULT_QPM
+    return min(segment.tempos, key=lambda t: t.time).qpm
+
+
+def melodies_from_quantized(quantized, gap_bars=GAP_BARS, segment=0, segment_start_time=0.0,
+                            stats=None):
+    """Monophonic melodies of a NoteSequence quantized at 4 steps per quarter in 4/4.
+
+    See the module docstring for the rules. Returns a list of `Melody`, ordered by start step
+    then instrument.
+    """
+    stats = stats if stats is not None else MelodyStats()
+    qpm = segment_qpm(quantized)
+    gap = int(gap_bars * STEPS_PER_BAR)
+    by_instrument = {}
+    for note in quantized.notes:
+        if note.is_drum:
+            stats.drum_notes += 1
+            continue
+        if not note.velocity:
+            continue
+        if not MIN_PITCH <= note.pitch <= MAX_PITCH:
+            stats.out_of_range_notes += 1
+            continue
+        by_instrument.setdefault(note.instrument, []).append(note)
+
+    melodies = []
+    for instrument in sorted(by_instrument):
+        notes = sorted(by_instrument[instrument],
+                       key=lambda n: (n.quantized_start_step, -n.pitch))
+        mono = []   # [pitch, start, end, program]
+        for note in notes:
+            start = note.quantized_start_step
+            end = max(note.quantized_end_step, start + 1)
+            if mono and start == mono[-1][1]:
+                stats.polyphonic_notes += 1       # a higher note already starts here
+                continue
+            if mono and mono[-1][2] > start:
+                mono[-1][2] = start               # the later onset ends the sounding note
+            mono.append([note.pitch, start, end, note.program])
+        groups, current = [], []
+        for item in mono:
+            if current and item[1] - current[-1][2] >= gap:
+                groups.append(current)
+                current = []
+            current.append(item)
+        if current:
+            groups.append(current)
+        for group in groups:
+            melodies.append(Melody(
+                classes=_encode_notes(group), instrument=instrument, program=group[0][3],
+                segment=segment, start_step=group[0][1] - group[0][1] % STEPS_PER_BAR,
+                segment_start_time=segment_start_time, qpm=qpm))
+    melodies.sort(key=lambda m: (m.start_step, m.instrument))
+    stats.melodies += len(melodies)
+    return melodies
+
+
+def _encode_notes(notes):
+    """Classes of monophonic, non-overlapping [pitch, start, end, ...] notes, bar-aligned."""
+    origin = notes[0][1] - notes[0][1] % STEPS_PER_BAR
+    last_end = notes[-1][2] - origin
+    length = -(-last_end // STEPS_PER_BAR) * STEPS_PER_BAR
+    classes = np.full(length, NO_EVENT, np.int32)
+    for _, start, end, *_ in notes:
+        if end - origin < length:
+            classes[end - origin] = NOTE_OFF
+    for pitch, start, *_ in notes:
+        classes[start - origin] = FIRST_PITCH_CLASS + pitch - MIN_PITCH
+    return classes
+
+
+def extract_melodies(sequence, gap_bars=GAP_BARS):
+    """Melodies of an unquantized NoteSequence (e.g. read from MIDI).
+
+    Returns `(melodies, stats)`: a list of `Melody` in the order of the source (segment, start,
+    instrument) and a `MelodyStats`.
+    """
+    stats = MelodyStats()
+    melodies = []
+    for index, segment in enumerate(split_segments(sequence)):
+        stats.segments += 1
+        meter = segment_meter(segment)
+        key = f"{meter[0]}/{meter[1]}"
+        stats.meters[key] = stats.meters.get(key, 0) + 1
+        if meter != (4, 4):
+            stats.segments_other_meter += 1
+            continue
+        stats.segments_4_4 += 1
+        try:
+            quantized = sequences_lib.quantize_note_sequence(segment, STEPS_PER_QUARTER)
+        except (sequences_lib.QuantizationStatusError, sequences_lib.MultipleTempoError,
+                sequences_lib.MultipleTimeSignatureError, sequences_lib.BadTimeSignatureError,
+                sequences_lib.NegativeTimeError, ValueError):
+            stats.segments_unquantizable += 1
+            continue
+        melodies += melodies_from_quantized(
+            quantized, gap_bars=gap_bars, segment=index,
+            segment_start_time=segment.subsequence_info.start_time_offset, stats=stats)
+    return melodies, stats
+
+
+# === Slicing ===
+
+def melody_windows(classes, slice_steps, hop_steps=STEPS_PER_BAR):
+    """All windows of `slice_steps` steps lying inside `classes`, every `hop_steps` steps.
+
+    Returns int32 `[num_windows, slice_steps]` (possibly 0 windows).
+    """
+    classes = np.asarray(classes, np.int32)
+    if len(classes) < slice_steps:
+        return np.zeros((0, slice_steps), np.int32)
+    starts = range(0, len(classes) - slice_steps + 1, hop_steps)
+    return np.stack([classes[s:s + slice_steps] for s in starts]).astype(np.int32)
+
+
+@dataclasses.dataclass
+class SliceStats:
+    windows: int = 0
+    silent: int = 0          # windows without a note-on (dropped)
+    duplicates: int = 0      # windows equal to an earlier one (dropped)
+
+
+def melody_slices(melodies, slice_bar, hop_bars=1):
+    """Unique windows of `slice_bar` bars with a `hop_bars` hop over `melodies`.
+
+    Windows must lie wholly inside a melody. Windows without a note-on and repeats of an earlier
+    window are dropped; order is that of first appearance. Returns
+    `(int32 [num_slices, slice_bar * 16], SliceStats)`.
+    """
+    slice_steps = slice_bar * STEPS_PER_BAR
+    stats = SliceStats()
+    seen = set()
+    kept = []
+    for melody in melodies:
+        classes = melody.classes if isinstance(melody, Melody) else melody
+        windows = melody_windows(classes, slice_steps, hop_bars * STEPS_PER_BAR)
+        stats.windows += len(windows)
+        for window in windows:
+            if not has_note_on(window):
+                stats.silent += 1
+                continue
+            key = window.tobytes()
+            if key in seen:
+                stats.duplicates += 1
+                continue
+            seen.add(key)
+            kept.append(window)
+    array = np.stack(kept) if kept else np.zeros((0, slice_steps), np.int32)
+    return array.astype(np.int32), stats
+
+
+# === Back to notes ===
+
+def classes_to_notes(classes):
+    """`[(pitch, start_step, end_step)]` of a melody's classes (a note lasts to the end)."""
+    classes = validate_classes(classes)
+    notes = []
+    current = None
+    for step, cls in enumerate(classes):
+        if cls == NO_EVENT:
+            continue
+        if current is not None:
+            notes.append((current[0], current[1], step))
+            current = None
+        if cls >= FIRST_PITCH_CLASS:
+            current = (int(cls) - FIRST_PITCH_CLASS + MIN_PITCH, step)
+    if current is not None:
+        notes.append((current[0], current[1], len(classes)))
+    return notes
+
+
+def melody_to_note_sequence(classes, qpm=DEFAULT_QPM, velocity=DEFAULT_VELOCITY, program=0,
+                            instrument=0, gap_bars=0):
+    """A 4/4 NoteSequence of one melody, or of several played one after another.
+
+    Args:
+        classes: int `[num_steps]` melody, or a list / 2-D array of melodies, which are
+            concatenated (each starts where the previous one ends, plus `gap_bars` of rest;
+            a note still sounding at the end of a melody stops there).
+        qpm: tempo, quarter notes per minute (a step is a sixteenth note).
+    """
+    if qpm <= 0:
+        raise ValueError(f"qpm must be positive, got {qpm}")
+    if isinstance(classes, np.ndarray) and classes.ndim == 1:
+        melodies = [classes]
+    elif isinstance(classes, np.ndarray) and classes.ndim == 2:
+        melodies = list(classes)
+    elif isinstance(classes, (list, tuple)) and classes and not np.isscalar(classes[0]):
+        melodies = list(classes)
+    else:
+        melodies = [np.asarray(classes)]
+    seconds_per_step = 60.0 / (qpm * STEPS_PER_QUARTER)
+    sequence = music_pb2.NoteSequence()
+    sequence.ticks_per_quarter = note_seq.STANDARD_PPQ
+    sequence.tempos.add(time=0.0, qpm=qpm)
+    sequence.time_signatures.add(time=0.0, numerator=4, denominator=4)
+    offset = 0
+    for melody in melodies:
+        melody = validate_classes(melody)
+        for pitch, start, end in classes_to_notes(melody):
+            sequence.notes.add(pitch=pitch, velocity=velocity, program=program,
+                               instrument=instrument,
+                               start_time=(offset + start) * seconds_per_step,
+                               end_time=(offset + end) * seconds_per_step)
+        offset += len(melody) + int(gap_bars * STEPS_PER_BAR)
+    sequence.total_time = max([n.end_time for n in sequence.notes], default=0.0)
+    return sequence

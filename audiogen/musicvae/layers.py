@@ -1,0 +1,493 @@
+"""MusicVAE layers: bidirectional LSTM encoder, flat decoder, conductor and hierarchical decoder.
+
+Recurrent state is explicit everywhere: the LSTMs are `keras.layers.LSTMCell` stacks stepped by
+`tf.while_loop`s written here (no `stateful=True`, no Python loop over time at run time).
+
+Two ways to run a decoder, sharing the same weights:
+
+* `teacher_forced(x, z)` (also `call`): the fast path when the decoder is fed the truth at every
+  step. Each LSTM layer runs over the whole sequence at once: its input projection is one big
+  matmul, only the recurrent matmul is inside the loop, and in the hierarchical decoder the
+  subsequences (each starting from its own state) are run side by side as one batch of
+  `batch * n_subsequences` short sequences.
+* `step_loop(z, ...)`: one `tf.while_loop` over the time steps with the whole stack stepped per
+  step; needed whenever the input of step t depends on the output of step t-1 (scheduled sampling,
+  free-running generation). Same logits as the fast path when fed the truth (tested).
+
+Token vocabulary (the melody data contract): 90 classes, 0 = no event, 1 = note-off,
+2..89 = MIDI pitches 21..108.
+
+Reference: Roberts et al., "A Hierarchical Latent Vector Model for Learning Long-Term Structure in
+Music", ICML 2018.
+"""
+import keras
+import tensorflow as tf
+
+VOCAB_SIZE = 90
+
+
+# --- recurrent helpers --------------------------------------------------------------------------
+
+def _static_or_dynamic(tensor, axis):
+    static = tensor.shape[axis]
+    return static if static is not None else tf.shape(tensor)[axis]
+
+
+def _cell_update(cell, z, c):
+    """The keras LSTMCell gate maths (gate order i, f, c, o) from pre-activations `z`."""
+    z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
+    i = cell.recurrent_activation(z_i)
+    f = cell.recurrent_activation(z_f)
+    c = f * c + i * cell.activation(z_c)
+    o = cell.recurrent_activation(z_o)
+    return o * cell.activation(c), c
+
+
+def run_lstm_sequences(cells, inputs, states, reverse=None):
+    """Run built LSTMCells over whole sequences in one `tf.while_loop` (in lockstep).
+
+    Each cell k gets its own input `inputs[k]` (`[batch, time, features_k]`, all the same time
+    length) and initial state `states[k] = (h, c)`; cells with `reverse[k]` walk time backwards
+    (their outputs are returned in the original time order). Input projections are computed for
+    all steps at once before the loop.
+
+    Returns:
+        `(outputs, final_states)`: lists of `[batch, time, units_k]` and `(h, c)`.
+    """
+    n = len(cells)
+    reverse = reverse or [False] * n
+    steps = _static_or_dynamic(inputs[0], 1)
+    projected = []
+    for cell, x in zip(cells, inputs):
+        p = tf.tensordot(x, cell.kernel, axes=1)
+        if cell.use_bias:
+            p = p + cell.bias
+        p = tf.transpose(p, [1, 0, 2])  # time major
+        projected.append(tf.TensorArray(p.dtype, size=steps).unstack(p))
+    outputs = [tf.TensorArray(inputs[0].dtype, size=steps) for _ in cells]
+
+    def body(t, hs, cs, outs):
+        new_h, new_c, new_outs = [], [], []
+        for k, cell in enumerate(cells):
+            idx = steps - 1 - t if reverse[k] else t
+            z = projected[k].read(idx) + tf.matmul(hs[k], cell.recurrent_kernel)
+            h, c = _cell_update(cell, z, cs[k])
+            new_h.append(h)
+            new_c.append(c)
+            new_outs.append(outs[k].write(idx, h))
+        return t + 1, new_h, new_c, new_outs
+
+    _, hs, cs, outputs = tf.while_loop(
+        lambda t, *_: t < steps, body,
+        (tf.constant(0), [s[0] for s in states], [s[1] for s in states], outputs),
+        maximum_iterations=steps)
+    outputs = [tf.transpose(o.stack(), [1, 0, 2]) for o in outputs]
+    return outputs, list(zip(hs, cs))
+
+
+class LSTMStack(keras.layers.Layer):
+    """A stack of `n_layers` LSTMCells of `units`, with an explicit state.
+
+    The state is a list of `(h, c)` pairs, one per layer, each `[batch, units]`.
+
+    Args:
+        units: int, cells per layer.
+        n_layers: int, number of stacked layers.
+    """
+
+    def __init__(self, units, n_layers, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.n_layers = n_layers
+        self.cells = [keras.layers.LSTMCell(units, name=f"lstm_cell_{i}")
+                      for i in range(n_layers)]
+
+    def build(self, input_shape):
+        size = input_shape[-1]
+        for cell in self.cells:
+            cell.build((None, size))
+            size = self.units
+
+    @property
+    def state_size(self):
+        """Number of floats per example in the flattened state (h and c of every layer)."""
+        return 2 * self.units * self.n_layers
+
+    def zero_state(self, batch_size):
+        zeros = tf.zeros([batch_size, self.units])
+        return [(zeros, zeros) for _ in self.cells]
+
+    def state_from_flat(self, flat):
+        """Split `[..., state_size]` (e.g. a dense + tanh of z) into the `(h, c)` list."""
+        parts = tf.split(flat, 2 * self.n_layers, axis=-1)
+        return [(parts[2 * i], parts[2 * i + 1]) for i in range(self.n_layers)]
+
+    def step(self, x, states):
+        """One time step: `x` `[batch, features]` -> (`[batch, units]`, new states)."""
+        new_states = []
+        for cell, (h, c) in zip(self.cells, states):
+            x, (h, c) = cell(x, [h, c])
+            new_states.append((h, c))
+        return x, new_states
+
+    def sequence(self, x, states):
+        """Whole sequence, layer by layer: `x` `[batch, time, features]` -> (`[batch, time,
+        units]`, final states)."""
+        final = []
+        for cell, state in zip(self.cells, states):
+            (x,), (state,) = run_lstm_sequences([cell], [x], [state])
+            final.append(state)
+        return x, final
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"units": self.units, "n_layers": self.n_layers})
+        return config
+
+
+# --- encoder --------------------------------------------------------------------------------------
+
+class Encoder(keras.layers.Layer):
+    """Bidirectional LSTM encoder to the parameters of a diagonal Gaussian posterior q(z|x).
+
+    embedding(90, embed_size) -> `n_layers` bidirectional LSTM layers of `hidden_size` (each
+    layer reads the concatenated outputs of both directions of the layer below) -> the final `h`
+    of the top layer's forward and backward directions, concatenated -> dense `mu` and
+    dense + softplus `sigma`.
+
+    Args:
+        z_size: int, latent size.
+        embed_size: int, token embedding size.
+        hidden_size: int, LSTM units per direction.
+        n_layers: int, bidirectional layers.
+        vocab_size: int, number of token classes (90).
+
+    Call: `x` int `[batch, time]` -> `(mu, sigma)`, each `[batch, z_size]`.
+
+    Reference: Roberts et al., ICML 2018, section 3.1.
+    """
+
+    def __init__(self, z_size, embed_size, hidden_size, n_layers, vocab_size=VOCAB_SIZE,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.z_size = z_size
+        self.embed_size = embed_size
+        self.hidden_size = hidden_size
+        self.n_layers = n_layers
+        self.vocab_size = vocab_size
+        # === Layers ===
+        self.embedding = keras.layers.Embedding(vocab_size, embed_size, name="embedding")
+        self.forward_cells = [keras.layers.LSTMCell(hidden_size, name=f"forward_{i}")
+                              for i in range(n_layers)]
+        self.backward_cells = [keras.layers.LSTMCell(hidden_size, name=f"backward_{i}")
+                               for i in range(n_layers)]
+        self.mu_dense = keras.layers.Dense(z_size, name="mu")
+        self.sigma_dense = keras.layers.Dense(z_size, activation="softplus", name="sigma")
+
+    def build(self, input_shape=None):
+        self.embedding.build(None)
+        size = self.embed_size
+        for fw, bw in zip(self.forward_cells, self.backward_cells):
+            fw.build((None, size))
+            bw.build((None, size))
+            size = 2 * self.hidden_size
+        self.mu_dense.build((None, 2 * self.hidden_size))
+        self.sigma_dense.build((None, 2 * self.hidden_size))
+
+    def call(self, x):
+        h = self.embedding(tf.cast(x, tf.int32))
+        zero = tf.zeros([tf.shape(x)[0], self.hidden_size])
+        for fw, bw in zip(self.forward_cells, self.backward_cells):
+            (out_fw, out_bw), ((h_fw, _), (h_bw, _)) = run_lstm_sequences(
+                [fw, bw], [h, h], [(zero, zero), (zero, zero)], reverse=[False, True])
+            h = tf.concat([out_fw, out_bw], axis=-1)
+        last = tf.concat([h_fw, h_bw], axis=-1)
+        return self.mu_dense(last), self.sigma_dense(last)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"z_size": self.z_size, "embed_size": self.embed_size,
+                       "hidden_size": self.hidden_size, "n_layers": self.n_layers,
+                       "vocab_size": self.vocab_size})
+        return config
+
+
+# --- decoders -------------------------------------------------------------------------------------
+
+class _AutoregressiveDecoder(keras.layers.Layer):
+    """Shared core: an autoregressive LSTM stack over `n_segments` equal segments of the sequence.
+
+    Segment j starts from a state given by dense + tanh of its conditioning vector `cond_j`, and
+    `cond_j` is concatenated to every input of the segment; the previous token is carried across
+    segment boundaries (a zero embedding before the first step). The flat decoder is the case of
+    one segment conditioned on z; the hierarchical decoder conditions segment j on the conductor's
+    j-th embedding.
+    """
+
+    def __init__(self, seq_len, embed_size, hidden_size, n_layers, n_segments, cond_size,
+                 vocab_size=VOCAB_SIZE, **kwargs):
+        super().__init__(**kwargs)
+        if seq_len % n_segments:
+            raise ValueError(
+                f"seq_len ({seq_len}) must be divisible by n_subsequences ({n_segments}) for "
+                f"the hierarchical decoder: each subsequence must have the same length "
+                f"(e.g. choose n_subsequences among the divisors of {seq_len})")
+        self.seq_len = seq_len
+        self.embed_size = embed_size
+        self.hidden_size = hidden_size
+        self.n_layers = n_layers
+        self.vocab_size = vocab_size
+        self._n_segments = n_segments
+        self._cond_size = cond_size
+        # === Layers ===
+        self.embedding = keras.layers.Embedding(vocab_size, embed_size, name="embedding")
+        self.lstm = LSTMStack(hidden_size, n_layers, name="lstm")
+        self.initial_state = keras.layers.Dense(self.lstm.state_size, activation="tanh",
+                                                name="initial_state")
+        self.output_dense = keras.layers.Dense(vocab_size, name="logits")
+
+    def _build_core(self):
+        self.embedding.build(None)
+        self.lstm.build((None, self.embed_size + self._cond_size))
+        self.initial_state.build((None, self._cond_size))
+        self.output_dense.build((None, self.hidden_size))
+
+    def conditioning(self, z):
+        """`z` `[batch, z_size]` -> per-segment conditioning `[batch, n_segments, cond_size]`."""
+        raise NotImplementedError
+
+    def teacher_forced(self, x, z):
+        """Logits `[batch, seq_len, vocab]` when the input at step t is the true token t-1."""
+        x = tf.cast(x, tf.int32)
+        batch = tf.shape(x)[0]
+        segs, seg_len = self._n_segments, self.seq_len // self._n_segments
+        cond = self.conditioning(z)                                      # [B, S, D]
+        emb = self.embedding(x)                                          # [B, T, E]
+        prev = tf.concat([tf.zeros_like(emb[:, :1]), emb[:, :-1]], axis=1)
+        prev = tf.reshape(prev, [batch, segs, seg_len, self.embed_size])
+        cond_steps = tf.broadcast_to(cond[:, :, None, :],
+                                     [batch, segs, seg_len, self._cond_size])
+        inputs = tf.reshape(tf.concat([prev, cond_steps], axis=-1),
+                            [batch * segs, seg_len, self.embed_size + self._cond_size])
+        init = self.lstm.state_from_flat(
+            tf.reshape(self.initial_state(cond), [batch * segs, self.lstm.state_size]))
+        out, _ = self.lstm.sequence(inputs, init)                        # [B*S, L, H]
+        logits = self.output_dense(out)
+        return tf.reshape(logits, [batch, self.seq_len, self.vocab_size])
+
+    def call(self, x, z):
+        return self.teacher_forced(x, z)
+
+    def step_loop(self, z, targets=None, sample_probability=None, temperature=1.0, seed=(0, 0)):
+        """Step-by-step decoding in one `tf.while_loop`.
+
+        At each step a token is drawn from `softmax(logits / temperature)` (argmax where the
+        example's temperature is <= 0). Without `targets` that token is the next input
+        (free-running generation). With `targets`, the next input is the drawn token with
+        probability `sample_probability` per example and step, else the true token (scheduled
+        sampling; probability None or 0 = teacher forcing).
+
+        Args:
+            z: `[batch, z_size]` latent codes.
+            targets: optional int `[batch, seq_len]`.
+            sample_probability: scalar, see above.
+            temperature: scalar or `[batch]`.
+            seed: int `[2]`, the seed of the stateless random ops.
+
+        Returns:
+            `(logits, tokens)`: `[batch, seq_len, vocab]` float and `[batch, seq_len]` int32, the
+            tokens fed as the next inputs (the drawn ones when free running).
+        """
+        z = tf.convert_to_tensor(z, tf.float32)
+        batch = tf.shape(z)[0]
+        seg_len = self.seq_len // self._n_segments
+        cond = self.conditioning(z)                                      # [B, S, D]
+        init_flat = self.initial_state(cond)                             # [B, S, state]
+        temperature = tf.broadcast_to(tf.cast(temperature, tf.float32), [batch])
+        greedy = temperature <= 0.0
+        scale = tf.where(greedy, 1.0, temperature)[:, None]
+        seed = tf.cast(seed, tf.int64)
+        use_targets = targets is not None
+        if use_targets:
+            targets = tf.cast(targets, tf.int32)
+            sample_probability = tf.cast(
+                0.0 if sample_probability is None else sample_probability, tf.float32)
+
+        def body(t, prev_emb, states, logits_ta, tokens_ta):
+            segment = t // seg_len
+            fresh = self.lstm.state_from_flat(tf.gather(init_flat, segment, axis=1))
+            starts = tf.equal(t % seg_len, 0)
+            states = [(tf.where(starts, h0, h), tf.where(starts, c0, c))
+                      for (h0, c0), (h, c) in zip(fresh, states)]
+            x = tf.concat([prev_emb, tf.gather(cond, segment, axis=1)], axis=-1)
+            out, states = self.lstm.step(x, states)
+            logits = self.output_dense(out)
+            step_seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(t, tf.int64))
+            seeds = tf.random.experimental.stateless_split(step_seed, 2)
+            drawn = tf.cast(tf.random.stateless_categorical(
+                logits / scale, 1, seed=seeds[0])[:, 0], tf.int32)
+            drawn = tf.where(greedy, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
+            if use_targets:
+                use_drawn = tf.random.stateless_uniform([batch], seed=seeds[1]) < \
+                    sample_probability
+                token = tf.where(use_drawn, drawn, targets[:, t])
+            else:
+                token = drawn
+            return (t + 1, self.embedding(token), states, logits_ta.write(t, logits),
+                    tokens_ta.write(t, token))
+
+        init_states = self.lstm.zero_state(batch)  # replaced at t = 0 by the segment's state
+        _, _, _, logits_ta, tokens_ta = tf.while_loop(
+            lambda t, *_: t < self.seq_len, body,
+            (tf.constant(0), tf.zeros([batch, self.embed_size]), init_states,
+             tf.TensorArray(tf.float32, size=self.seq_len),
+             tf.TensorArray(tf.int32, size=self.seq_len)),
+            maximum_iterations=self.seq_len)
+        logits = tf.transpose(logits_ta.stack(), [1, 0, 2])
+        tokens = tf.transpose(tokens_ta.stack(), [1, 0])
+        return logits, tokens
+
+
+class FlatDecoder(_AutoregressiveDecoder):
+    """Flat autoregressive LSTM decoder p(x|z).
+
+    The LSTM stack starts from dense + tanh of z; its input at step t is [embedding of the token
+    at t-1 (a zero vector at t = 0), z]; a dense layer gives the 90 logits.
+
+    Args:
+        seq_len: int, steps per sequence.
+        z_size: int, latent size.
+        embed_size: int, token embedding size.
+        hidden_size: int, LSTM units per layer.
+        n_layers: int, stacked LSTM layers.
+        vocab_size: int, number of token classes (90).
+
+    Call: `(x, z)` with `x` int `[batch, seq_len]`, `z` `[batch, z_size]` -> teacher-forced logits
+    `[batch, seq_len, vocab_size]`. See `step_loop` for sampling.
+
+    Reference: Roberts et al., ICML 2018, section 3.
+    """
+
+    def __init__(self, seq_len, z_size, embed_size, hidden_size, n_layers,
+                 vocab_size=VOCAB_SIZE, **kwargs):
+        super().__init__(seq_len, embed_size, hidden_size, n_layers, n_segments=1,
+                         cond_size=z_size, vocab_size=vocab_size, **kwargs)
+        self.z_size = z_size
+
+    def build(self, input_shape=None):
+        self._build_core()
+
+    def conditioning(self, z):
+        return z[:, None, :]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"seq_len": self.seq_len, "z_size": self.z_size,
+                       "embed_size": self.embed_size, "hidden_size": self.hidden_size,
+                       "n_layers": self.n_layers, "vocab_size": self.vocab_size})
+        return config
+
+
+class Conductor(keras.layers.Layer):
+    """The conductor: an LSTM stack run for `n_subsequences` steps from z.
+
+    Its state starts from dense + tanh of z, its inputs are zeros; each output goes through a dense
+    layer to the subsequence embedding `c_j`.
+
+    Args:
+        n_subsequences: int, conductor steps (= subsequences of the melody).
+        z_size: int, latent size.
+        hidden_size: int, LSTM units per layer.
+        n_layers: int, stacked LSTM layers.
+        c_size: int, size of each embedding `c_j`.
+
+    Call: `z` `[batch, z_size]` -> `[batch, n_subsequences, c_size]`.
+
+    Reference: Roberts et al., ICML 2018, section 3.2.
+    """
+
+    def __init__(self, n_subsequences, z_size, hidden_size, n_layers, c_size, **kwargs):
+        super().__init__(**kwargs)
+        self.n_subsequences = n_subsequences
+        self.z_size = z_size
+        self.hidden_size = hidden_size
+        self.n_layers = n_layers
+        self.c_size = c_size
+        # === Layers ===
+        self.lstm = LSTMStack(hidden_size, n_layers, name="lstm")
+        self.initial_state = keras.layers.Dense(self.lstm.state_size, activation="tanh",
+                                                name="initial_state")
+        self.output_dense = keras.layers.Dense(c_size, name="c")
+
+    def build(self, input_shape=None):
+        self.lstm.build((None, 1))
+        self.initial_state.build((None, self.z_size))
+        self.output_dense.build((None, self.hidden_size))
+
+    def call(self, z):
+        batch = tf.shape(z)[0]
+        init = self.lstm.state_from_flat(self.initial_state(z))
+        out, _ = self.lstm.sequence(tf.zeros([batch, self.n_subsequences, 1]), init)
+        return self.output_dense(out)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"n_subsequences": self.n_subsequences, "z_size": self.z_size,
+                       "hidden_size": self.hidden_size, "n_layers": self.n_layers,
+                       "c_size": self.c_size})
+        return config
+
+
+class HierarchicalDecoder(_AutoregressiveDecoder):
+    """Hierarchical decoder: a conductor over subsequences and a shared bottom LSTM decoder.
+
+    The conductor turns z into `n_subsequences` embeddings `c_j`. Subsequence j of the melody is
+    decoded by the shared bottom decoder started from dense + tanh of `c_j`, with `c_j`
+    concatenated to each of its inputs; it stays autoregressive across subsequence boundaries
+    (the last token of subsequence j-1 is the first input of subsequence j).
+
+    Args:
+        seq_len: int, steps per sequence; must be divisible by `n_subsequences` (ValueError).
+        z_size: int, latent size.
+        embed_size, hidden_size, n_layers: ints, the bottom decoder.
+        n_subsequences: int, conductor steps.
+        c_size: int, conductor embedding size.
+        conductor_hidden_size, conductor_n_layers: ints, the conductor's LSTM stack.
+        vocab_size: int, number of token classes (90).
+
+    Call: `(x, z)` -> teacher-forced logits `[batch, seq_len, vocab_size]`.
+
+    Reference: Roberts et al., ICML 2018, section 3.2.
+    """
+
+    def __init__(self, seq_len, z_size, embed_size, hidden_size, n_layers, n_subsequences,
+                 c_size, conductor_hidden_size, conductor_n_layers, vocab_size=VOCAB_SIZE,
+                 **kwargs):
+        super().__init__(seq_len, embed_size, hidden_size, n_layers,
+                         n_segments=n_subsequences, cond_size=c_size, vocab_size=vocab_size,
+                         **kwargs)
+        self.z_size = z_size
+        self.n_subsequences = n_subsequences
+        self.c_size = c_size
+        self.conductor_hidden_size = conductor_hidden_size
+        self.conductor_n_layers = conductor_n_layers
+        self.conductor = Conductor(n_subsequences, z_size, conductor_hidden_size,
+                                   conductor_n_layers, c_size, name="conductor")
+
+    def build(self, input_shape=None):
+        self.conductor.build((None, self.z_size))
+        self._build_core()
+
+    def conditioning(self, z):
+        return self.conductor(z)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"seq_len": self.seq_len, "z_size": self.z_size,
+                       "embed_size": self.embed_size, "hidden_size": self.hidden_size,
+                       "n_layers": self.n_layers, "n_subsequences": self.n_subsequences,
+                       "c_size": self.c_size,
+                       "conductor_hidden_size": self.conductor_hidden_size,
+                       "conductor_n_layers": self.conductor_n_layers,
+                       "vocab_size": self.vocab_size})
+        return config

@@ -1,0 +1,63 @@
+"""Keras callbacks shared by the models' training runs."""
+import math
+import warnings
+
+import keras
+
+CHECKPOINT_POLICIES = ("Always", "Best")
+
+
+def normalize_checkpoint_policy(policy):
+    """`Always` or `Best` from a user's spelling (`All` is the seed's default name for Always)."""
+    canonical = {"always": "Always", "all": "Always", "best": "Best"}.get(str(policy).lower())
+    if canonical is None:
+        raise ValueError(f"checkpoint_policy must be 'Always' (or 'All') or 'Best', got {policy!r}")
+    return canonical
+
+
+def decayed_learning_rate(epoch, base_rate, after, decay=0.1):
+    """Learning rate for 0-based `epoch`: `base_rate` up to epoch `after`, then
+    `base_rate * exp(-decay * k)` in the k-th epoch after it (None disables decay)."""
+    if after is None or epoch < after:
+        return base_rate
+    return base_rate * math.exp(-decay * (epoch - after + 1))
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Save a checkpoint every `every` epochs; with policy `Best` only when `monitor` improved.
+
+    Args:
+        store: a `CheckpointStore` (its `best` variable carries the best value across resumes).
+        every: `int`, interval in epochs.
+        policy: `"Always"` or `"Best"`.
+        monitor: `str`, the epoch log to compare for `Best` (lower is better).
+        on_saved: callables `(epoch_number, checkpoint_path)` run after each save.
+    """
+
+    def __init__(self, store, every=1, policy="Always", monitor="val_loss", on_saved=()):
+        super().__init__()
+        self.store = store
+        self.every = every
+        self.policy = normalize_checkpoint_policy(policy)
+        self.monitor = monitor
+        self.on_saved = list(on_saved)
+
+    def on_epoch_end(self, epoch, logs=None):
+        number = epoch + 1
+        if number % self.every:
+            return
+        if self.policy == "Best":
+            value = (logs or {}).get(self.monitor)
+            if value is None:
+                warnings.warn(f"checkpoint policy Best: '{self.monitor}' is not in the epoch logs "
+                              f"(have {sorted(logs or {})}); saving anyway")
+            elif value >= float(self.store.best.numpy()):
+                print(f"\nEpoch {number}: {self.monitor} {value:.4f} did not improve on "
+                      f"{float(self.store.best.numpy()):.4f}; no checkpoint saved")
+                return
+            else:
+                self.store.best.assign(value)
+        path = self.store.save(number)
+        print(f"\nEpoch {number}: saved checkpoint {path}")
+        for hook in self.on_saved:
+            hook(number, path)

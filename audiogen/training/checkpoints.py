@@ -1,0 +1,124 @@
+"""Checkpoints of a run: model weights, optimizer state and the epoch (or step) reached.
+
+A run directory holds `checkpoints/ckpt-<N>.*` files written by `tf.train.CheckpointManager`
+(`N` is the epoch for SampleRNN, the step for MusicVAE), the resolved config and the training
+arguments. TensorFlow writes each checkpoint under a temporary name and renames it when complete,
+and the `checkpoint` index is updated only after that, so an interrupted save never becomes
+"the latest checkpoint".
+
+Restoring into an unbuilt model silently restores nothing: callers build the model and the
+optimizer first (see `build_optimizer`), then `restore` asserts that every saved model variable
+found its match.
+"""
+import json
+import os
+
+import tensorflow as tf
+
+CHECKPOINT_DIR = "checkpoints"
+TRAINING_ARGS_NAME = "training.json"
+
+
+class CheckpointStore:
+    """Saves and finds checkpoints of one run.
+
+    Args:
+        run_dir: `str`, the run directory (`logdir_root/<id>`).
+        model: the built `keras.Model`.
+        optimizer: a built `keras.optimizers.Optimizer`, or None (generation only).
+        max_to_keep: `int` or None (keep all).
+    """
+
+    def __init__(self, run_dir, model, optimizer=None, max_to_keep=5):
+        self.run_dir = run_dir
+        self.directory = os.path.join(run_dir, CHECKPOINT_DIR)
+        self.counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="counter")
+        # Best monitored value so far, kept in the checkpoint so `Best` survives a resume.
+        self.best = tf.Variable(float("inf"), dtype=tf.float64, trainable=False, name="best")
+        parts = {"model": model, "counter": self.counter, "best": self.best}
+        if optimizer is not None:
+            parts["optimizer"] = optimizer
+        self.checkpoint = tf.train.Checkpoint(**parts)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.directory, max_to_keep=max_to_keep, checkpoint_name="ckpt")
+
+    def save(self, number):
+        """Write checkpoint `ckpt-<number>`; returns its path prefix."""
+        self.counter.assign(number)
+        return self.manager.save(checkpoint_number=number)
+
+    @property
+    def latest(self):
+        return self.manager.latest_checkpoint
+
+    @property
+    def all(self):
+        return list(self.manager.checkpoints)
+
+    def restore(self, path, with_optimizer=True):
+        """Restore from a checkpoint prefix; returns the saved epoch/step number.
+
+        Raises AssertionError when a variable of the (built) model or optimizer found no match.
+        """
+        status = self.checkpoint.restore(path)
+        status.assert_existing_objects_matched()
+        if not with_optimizer:
+            status.expect_partial()  # the optimizer's saved slots are not needed
+        return int(self.counter.numpy())
+
+
+def resolve_checkpoint(path):
+    """A checkpoint prefix from `path`: a prefix itself, a run directory or its checkpoints/.
+
+    Raises FileNotFoundError with a clear message when nothing is found.
+    """
+    path = os.fspath(path)
+    for directory in (os.path.join(path, CHECKPOINT_DIR), path):
+        if os.path.isdir(directory):
+            latest = tf.train.latest_checkpoint(directory)
+            if latest:
+                return latest
+    if tf.io.gfile.glob(path + ".index"):
+        return path
+    raise FileNotFoundError(
+        f"{path}: no checkpoint found (expected a run directory containing {CHECKPOINT_DIR}/, "
+        f"or a checkpoint prefix such as <run>/{CHECKPOINT_DIR}/ckpt-3)")
+
+
+def run_dir_of(checkpoint_prefix):
+    """The run directory a checkpoint prefix belongs to."""
+    directory = os.path.dirname(os.path.abspath(checkpoint_prefix))
+    if os.path.basename(directory) == CHECKPOINT_DIR:
+        directory = os.path.dirname(directory)
+    return directory
+
+
+def checkpoint_number(checkpoint_prefix):
+    """N of `.../ckpt-N`."""
+    return int(checkpoint_prefix.rsplit("-", 1)[-1])
+
+
+def build_optimizer(optimizer, model):
+    """Create the optimizer's slot variables so a checkpoint can restore into them."""
+    optimizer.build(model.trainable_variables)
+    return optimizer
+
+
+def save_training_args(run_dir, args):
+    """Write the training arguments (a dict) beside the checkpoints, atomically."""
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, TRAINING_ARGS_NAME)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(args, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def load_training_args(run_dir):
+    """The training arguments saved in `run_dir`, or {} when there are none."""
+    path = os.path.join(run_dir, TRAINING_ARGS_NAME)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
