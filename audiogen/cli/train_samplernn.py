@@ -9,16 +9,15 @@ from audiogen.audio.io import save_wav
 from audiogen.audio.quantize import dequantize
 from audiogen.cli.args import cycle_temperatures, fail
 from audiogen.cli.seed_audio import load_seed_levels, parse_offset
-from audiogen.config import (config_differences, describe_differences, load_run_config,
-                             save_config)
+from audiogen.config import save_config
 from audiogen.data.audio_dataset import make_audio_datasets
 from audiogen.samplernn.model import SampleRNN
 from audiogen.samplernn.sampler import generate
 from audiogen.training.callbacks import (EpochCheckpoint, decayed_learning_rate,
                                          normalize_checkpoint_policy)
-from audiogen.training.checkpoints import (CheckpointStore, build_optimizer, load_training_args,
-                                           resolve_checkpoint, run_dir_of, save_training_args)
+from audiogen.training.checkpoints import CheckpointStore, build_optimizer, save_training_args
 from audiogen.training.logging import StepLogger
+from audiogen.training.resume import check_same_config, find_resume_checkpoint
 
 SEED_SECONDS = 1.0  # length of the priming excerpt used for generation during training
 
@@ -38,35 +37,6 @@ def make_optimizer(name, learning_rate, momentum):
     return keras.optimizers.RMSprop(learning_rate, momentum=momentum)
 
 
-def find_resume_checkpoint(args, run_dir):
-    """The checkpoint to resume from, or None to start fresh (raises ValueError to refuse)."""
-    if args.resume and args.resume_from:
-        return resolve_checkpoint(args.resume_from)
-    existing = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    if args.resume:
-        return existing
-    if existing:
-        raise ValueError(f"{run_dir} already holds checkpoints (newest {existing}) and --resume "
-                         f"is false: pass --resume true to continue it, or another --id")
-    return None
-
-
-def check_same_config(resume_path, config, sample_rate):
-    """Refuse to resume a run whose saved config differs; name the differing keys."""
-    saved_dir = run_dir_of(resume_path)
-    saved = load_run_config(saved_dir)
-    if saved is None:
-        return
-    saved = dict(saved, sample_rate=load_training_args(saved_dir).get("sample_rate", sample_rate))
-    requested = dict(config, sample_rate=sample_rate)
-    keys = config_differences(saved, requested)
-    if keys:
-        lines = "\n  ".join(describe_differences(saved, requested, keys))
-        raise ValueError(f"cannot resume from {resume_path}: its run was trained with a different "
-                         f"config (saved -> requested):\n  {lines}\nUse the run's "
-                         f"{saved_dir}/resolved.config.json, or start a new --id.")
-
-
 def run(args, config):
     batch_size = args.batch_size or 64
     learning_rate = args.learning_rate or 0.001
@@ -76,9 +46,9 @@ def run(args, config):
         policy = normalize_checkpoint_policy(args.checkpoint_policy)
         temperatures = cycle_temperatures(args.temperature, max(args.max_generate_per_epoch, 1))
         run_dir = os.path.join(args.logdir_root, args.id)
-        resume_path = find_resume_checkpoint(args, run_dir)
+        resume_path = find_resume_checkpoint(run_dir, args.resume, args.resume_from)
         if resume_path:
-            check_same_config(resume_path, config, args.sample_rate)
+            check_same_config(resume_path, config, {"sample_rate": args.sample_rate})
         seed_levels = None
         if args.generate and args.seed:
             offset = parse_offset(args.seed_offset, args.sample_rate)

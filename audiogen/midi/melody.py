@@ -68,7 +68,8 @@ def pitch_to_class(pitch):
 def class_to_pitch(cls):
     """MIDI pitch of a note-on class (ValueError for NO_EVENT, NOTE_OFF or out of range)."""
     if not FIRST_PITCH_CLASS <= cls < NUM_CLASSES:
-        raise ValueError(f"class {cls} is not a note-on class ({FIRST_PITCH_CLASS}..{NUM_CLASSES - 1})")
+        raise ValueError(
+            f"class {cls} is not a note-on class ({FIRST_PITCH_CLASS}..{NUM_CLASSES - 1})")
     return int(cls) - FIRST_PITCH_CLASS + MIN_PITCH
 
 
@@ -148,15 +149,6 @@ class MelodyStats:
     polyphonic_notes: int = 0      # lower notes dropped on simultaneous onsets
     melodies: int = 0
     meters: dict = dataclasses.field(default_factory=dict)   # "3/4" -> number of segments
-
-    def add(self, other):
-        for field in dataclasses.fields(self):
-            if field.name == "meters":
-                for k, v in other.meters.items():
-                    self.meters[k] = self.meters.get(k, 0) + v
-            else:
-                setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
-        return self
 
 
 # === Extraction ===

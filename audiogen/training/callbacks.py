@@ -31,11 +31,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
         every: `int`, interval in epochs.
         policy: `"Always"` or `"Best"`.
         monitor: `str`, the epoch log to compare for `Best` (lower is better).
-        on_saved: callables `(epoch_number, checkpoint_path)` run after each save.
+        on_saved: callables `(number, checkpoint_path)` run after each save.
+        steps_per_epoch: `int`; checkpoints are numbered `epoch * steps_per_epoch` (1 numbers
+            them by epoch; MusicVAE passes its evaluate_interval to number them by step).
     """
 
-    def __init__(self, store, every=1, policy="Always", monitor="val_loss", on_saved=()):
+    def __init__(self, store, every=1, policy="Always", monitor="val_loss", on_saved=(),
+                 steps_per_epoch=1):
         super().__init__()
+        self.steps_per_epoch = steps_per_epoch
         self.store = store
         self.every = every
         self.policy = normalize_checkpoint_policy(policy)
@@ -43,21 +47,21 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.on_saved = list(on_saved)
 
     def on_epoch_end(self, epoch, logs=None):
-        number = epoch + 1
-        if number % self.every:
+        if (epoch + 1) % self.every:
             return
+        number = (epoch + 1) * self.steps_per_epoch
         if self.policy == "Best":
             value = (logs or {}).get(self.monitor)
             if value is None:
                 warnings.warn(f"checkpoint policy Best: '{self.monitor}' is not in the epoch logs "
                               f"(have {sorted(logs or {})}); saving anyway")
             elif value >= float(self.store.best.numpy()):
-                print(f"\nEpoch {number}: {self.monitor} {value:.4f} did not improve on "
+                print(f"\nCheckpoint {number}: {self.monitor} {value:.4f} did not improve on "
                       f"{float(self.store.best.numpy()):.4f}; no checkpoint saved")
                 return
             else:
                 self.store.best.assign(value)
         path = self.store.save(number)
-        print(f"\nEpoch {number}: saved checkpoint {path}")
+        print(f"\nSaved checkpoint {path}")
         for hook in self.on_saved:
             hook(number, path)

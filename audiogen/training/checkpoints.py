@@ -27,11 +27,12 @@ class CheckpointStore:
         model: the built `keras.Model`.
         optimizer: a built `keras.optimizers.Optimizer`, or None (generation only).
         max_to_keep: `int` or None (keep all).
+        subdir: `str`, folder of the run directory for these checkpoints.
     """
 
-    def __init__(self, run_dir, model, optimizer=None, max_to_keep=5):
+    def __init__(self, run_dir, model, optimizer=None, max_to_keep=5, subdir=CHECKPOINT_DIR):
         self.run_dir = run_dir
-        self.directory = os.path.join(run_dir, CHECKPOINT_DIR)
+        self.directory = os.path.join(run_dir, subdir)
         self.counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="counter")
         # Best monitored value so far, kept in the checkpoint so `Best` survives a resume.
         self.best = tf.Variable(float("inf"), dtype=tf.float64, trainable=False, name="best")

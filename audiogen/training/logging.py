@@ -8,14 +8,26 @@ def format_logs(logs):
 
 
 class StepLogger(keras.callbacks.Callback):
-    """Print each training step (each compiled execution) on its own line, and each epoch's
-    validation results; used for `--verbose true` in place of the overwriting progress bar."""
+    """Print every `every`-th training step (or compiled execution) on its own line, and each
+    epoch's results; used in place of the overwriting progress bar.
+
+    Args:
+        every: `int`, print interval in optimizer steps.
+    """
+
+    def __init__(self, every=1):
+        super().__init__()
+        self.every = every
+        self.last_printed = -1
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
-        print(f"epoch {self.epoch} step {batch + 1}: {format_logs(logs)}", flush=True)
+        step = int(self.model.optimizer.iterations.numpy())
+        if step // self.every != self.last_printed // self.every:
+            self.last_printed = step
+            print(f"epoch {self.epoch} step {step}: {format_logs(logs)}", flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
         print(f"epoch {epoch + 1} done: {format_logs(logs)}", flush=True)

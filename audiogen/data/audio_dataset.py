@@ -1,0 +1,303 @@
+"""The SampleRNN training pipeline: audio files -> quantized pieces -> truncated-BPTT windows.
+
+Every file is cut into pieces of `L` samples (`L` a multiple of `seq_len`, about `piece_dur`
+seconds); each piece is quantized and prefixed with `top_frame_size` samples of silence. Pieces
+are batched `batch_size` at a time and each batch is walked as `L / seq_len` consecutive windows
+`padded[:, i * seq_len : i * seq_len + seq_len + top_frame_size]`; an element is `(x, reset)`
+with `x` int32 `[batch_size, seq_len + top_frame_size]` and `reset` a bool scalar that is True
+on window 0 of each batch (the model restarts its RNN state there).
+
+All counting (files, pieces, the validation split, steps per epoch) happens in Python from file
+headers, before tf.data runs; decoding, resampling, quantization and windowing are graph ops.
+"""
+import dataclasses
+import hashlib
+import os
+import warnings
+from typing import NamedTuple, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from audiogen.audio.io import SUPPORTED_EXTENSIONS, UnsupportedAudioError, decode_audio, \
+    is_supported_path, probe_audio
+from audiogen.audio.quantize import num_levels, quantize, silence_level
+
+# Memory the piece shuffle buffer may hold; the buffer holds at least one batch of pieces.
+SHUFFLE_BUFFER_BYTES = 256 * 2 ** 20
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioDatasetInfo:
+    """What `make_audio_datasets` found and built.
+
+    Args:
+        files: `tuple[str]`, the files used, sorted.
+        skipped_files: `tuple[(str, str)]`, `(path, reason)` of each file that was skipped.
+        piece_len: `int`, samples per piece `L` (at the target sample rate, before the
+            `top_frame_size` silence prefix).
+        windows_per_piece: `int`, `L // seq_len`.
+        num_train_pieces: `int`, pieces in the training split.
+        num_val_pieces: `int`, pieces in the validation split.
+        num_dropped_pieces: `int`, training pieces left out of each epoch (the remainder of
+            `num_train_pieces / batch_size`; which ones changes every epoch).
+        train_steps: `int`, training windows (elements) per epoch.
+        val_steps: `int`, validation windows per epoch (0 without validation).
+    """
+    files: tuple
+    skipped_files: tuple
+    piece_len: int
+    windows_per_piece: int
+    num_train_pieces: int
+    num_val_pieces: int
+    num_dropped_pieces: int
+    train_steps: int
+    val_steps: int
+
+
+class AudioDatasets(NamedTuple):
+    """Two `tf.data.Dataset`s of `(x, reset)` windows, and what was found building them.
+
+    Args:
+        train: `tf.data.Dataset`, reshuffled every epoch.
+        val: `tf.data.Dataset` in a fixed order, or None when `num_val_batches == 0`.
+        info: `AudioDatasetInfo`.
+    """
+    train: tf.data.Dataset
+    val: Optional[tf.data.Dataset]
+    info: AudioDatasetInfo
+
+
+@dataclasses.dataclass(frozen=True)
+class _FileTable:
+    """Per-file columns for the tf.data source (one row per used file)."""
+    paths: list
+    format_ids: list
+    rates: list
+    num_samples: list   # length at the target sample rate
+    num_pieces: list
+    first_piece: list   # global id of the file's first piece
+
+
+def make_audio_datasets(data_dir, *, sample_rate, batch_size, seq_len, top_frame_size,
+                        q_type="mu-law", q_levels=256, piece_dur=8.0, num_val_batches=1, seed=0,
+                        num_parallel_calls=tf.data.AUTOTUNE):
+    """Build the training and validation datasets from the audio files under `data_dir`.
+
+    Args:
+        data_dir: directory searched recursively for .wav/.flac/.ogg/.mp3 files.
+        sample_rate: `int`, rate the model trains at; files at other rates are resampled.
+        batch_size: `int`, pieces per batch.
+        seq_len: `int`, samples predicted per window (truncated-BPTT length).
+        top_frame_size: `int`, silence samples prefixed to each piece (the top tier's frame).
+        q_type, q_levels: quantization (see `audiogen.audio.quantize`).
+        piece_dur: `float`, seconds per piece, rounded to a whole number of windows.
+        num_val_batches: `int`, batches of pieces held out for validation (0: no validation).
+        seed: `int`, shuffling seed (the validation split does not depend on it).
+        num_parallel_calls: files decoded in parallel.
+    Returns:
+        `AudioDatasets(train, val, info)`; elements are `(x, reset)`, `x` int32
+        `[batch_size, seq_len + top_frame_size]`, `reset` bool `[]`.
+    Raises:
+        ValueError: bad arguments, no readable audio in `data_dir`, or too few pieces for the
+            validation batches plus one training batch.
+    """
+    _check_arguments(sample_rate=sample_rate, batch_size=batch_size, seq_len=seq_len,
+                     top_frame_size=top_frame_size, num_val_batches=num_val_batches)
+    if not piece_dur > 0:
+        raise ValueError(f"piece_dur must be positive (seconds), got {piece_dur!r}")
+    levels = num_levels(q_type, q_levels)
+    piece_len = max(1, round(piece_dur * sample_rate / seq_len)) * seq_len
+    windows_per_piece = piece_len // seq_len
+
+    infos, skipped = _probe_directory(data_dir)
+    table = _file_table(infos, sample_rate, seq_len, piece_len)
+    total_pieces = table.first_piece[-1] + table.num_pieces[-1]
+    num_val = num_val_batches * batch_size
+    if total_pieces < num_val + batch_size:
+        raise ValueError(
+            f"{data_dir}: {len(infos)} usable files give {total_pieces} pieces of "
+            f"{piece_len / sample_rate:g} s, but {num_val + batch_size} are needed "
+            f"({num_val_batches} validation batches and one training batch of {batch_size}); "
+            f"add audio, lower batch_size, num_val_batches or piece_dur")
+    is_val = _validation_mask(data_dir, table, num_val)
+    num_train = total_pieces - num_val
+    num_dropped = num_train % batch_size
+    if num_dropped:
+        warnings.warn(f"{data_dir}: {num_dropped} of {num_train} training pieces are left out of "
+                      f"each epoch (not a whole batch of {batch_size}; different ones each epoch)",
+                      stacklevel=2)
+    info = AudioDatasetInfo(
+        files=tuple(table.paths), skipped_files=tuple(skipped), piece_len=piece_len,
+        windows_per_piece=windows_per_piece, num_train_pieces=num_train, num_val_pieces=num_val,
+        num_dropped_pieces=num_dropped,
+        train_steps=num_train // batch_size * windows_per_piece,
+        val_steps=num_val_batches * windows_per_piece)
+
+    builder = _PipelineBuilder(
+        sample_rate=sample_rate, seq_len=seq_len, top_frame_size=top_frame_size,
+        piece_len=piece_len, q_type=q_type, q_levels=levels, batch_size=batch_size,
+        is_val=is_val, num_parallel_calls=num_parallel_calls)
+    train = builder.build(table, validation=False, seed=seed, steps=info.train_steps)
+    val = builder.build(table, validation=True, seed=seed, steps=info.val_steps) \
+        if num_val_batches else None
+    return AudioDatasets(train, val, info)
+
+
+def count_pieces(num_samples, seq_len, piece_len):
+    """Pieces cut from a file of `num_samples`: whole pieces, plus the tail when it holds at
+    least `seq_len` samples; a file shorter than one piece (even empty) gives one piece."""
+    full, tail = divmod(int(num_samples), piece_len)
+    if full == 0:
+        return 1
+    return full + (1 if tail >= seq_len else 0)
+
+
+def piece_key(relative_path, index):
+    """Stable sort key of a piece for the validation split (same on every run and machine)."""
+    return hashlib.sha1(f"{relative_path}\0{index}".encode("utf-8")).digest()
+
+
+# --- Python side: files, pieces, split ----------------------------------------------------------
+
+def _probe_directory(data_dir):
+    """Sorted `AudioInfo`s of the readable files, and `(path, reason)` of the skipped ones."""
+    data_dir = os.fspath(data_dir)
+    expected = f"audio files ({', '.join(SUPPORTED_EXTENSIONS)}, any case)"
+    if not os.path.isdir(data_dir):
+        raise ValueError(f"data_dir {data_dir!r} is not a directory; expected a directory of "
+                         f"{expected}")
+    paths = sorted(os.path.join(root, name)
+                   for root, _, names in os.walk(data_dir, followlinks=True)
+                   for name in names if is_supported_path(name))
+    infos, skipped = [], []
+    for path in paths:
+        try:
+            infos.append(probe_audio(path))
+        except UnsupportedAudioError as e:
+            skipped.append((path, str(e).removeprefix(f"{path}: ")))
+    if skipped:
+        listing = "\n".join(f"  {path}: {reason}" for path, reason in skipped)
+        warnings.warn(f"{data_dir}: skipped {len(skipped)} of {len(paths)} audio files that "
+                      f"cannot be read:\n{listing}", stacklevel=3)
+    if not infos:
+        found = f"{len(paths)} found, none readable" if paths else "none found"
+        raise ValueError(f"data_dir {data_dir!r} holds no readable {expected} ({found})")
+    return infos, skipped
+
+
+def _file_table(infos, sample_rate, seq_len, piece_len):
+    lengths = [info.resampled_length(sample_rate) for info in infos]
+    counts = [count_pieces(n, seq_len, piece_len) for n in lengths]
+    return _FileTable(
+        paths=[info.path for info in infos],
+        format_ids=[info.format_id for info in infos],
+        rates=[info.sample_rate for info in infos],
+        num_samples=lengths,
+        num_pieces=counts,
+        first_piece=list(np.cumsum([0] + counts[:-1])))
+
+
+def _validation_mask(data_dir, table, num_val):
+    """Boolean `[total_pieces]`: True for the `num_val` pieces with the smallest stable keys."""
+    keys = []
+    for path, first, count in zip(table.paths, table.first_piece, table.num_pieces):
+        relative = os.path.relpath(path, data_dir).replace(os.sep, "/")
+        keys += [(piece_key(relative, k), first + k) for k in range(count)]
+    is_val = np.zeros(len(keys), dtype=bool)
+    for _, piece_id in sorted(keys)[:num_val]:
+        is_val[piece_id] = True
+    return is_val
+
+
+def _check_arguments(**values):
+    for name, value in values.items():
+        minimum = 0 if name in ("top_frame_size", "num_val_batches") else 1
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            kind = "a non-negative" if minimum == 0 else "a positive"
+            raise ValueError(f"{name} must be {kind} integer, got {value!r}")
+
+
+# --- graph side: tf.data ------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _PipelineBuilder:
+    sample_rate: int
+    seq_len: int
+    top_frame_size: int
+    piece_len: int
+    q_type: str
+    q_levels: int
+    batch_size: int
+    is_val: np.ndarray
+    num_parallel_calls: Optional[int]
+
+    @property
+    def storage_dtype(self):
+        """Pieces wait in shuffle buffers as uint8 when the levels fit (4x less memory)."""
+        return tf.uint8 if self.q_levels <= 256 else tf.int32
+
+    def build(self, table, validation, seed, steps):
+        """The dataset of `(x, reset)` windows for one split (`steps` elements per epoch)."""
+        wanted = self.is_val if validation else ~self.is_val
+        rows = [i for i, (first, count) in enumerate(zip(table.first_piece, table.num_pieces))
+                if wanted[first:first + count].any()]
+        columns = (
+            tf.constant([table.paths[i] for i in rows], tf.string),
+            tf.constant([table.format_ids[i] for i in rows], tf.int32),
+            tf.constant([table.rates[i] for i in rows], tf.int64),
+            tf.constant([table.num_samples[i] for i in rows], tf.int64),
+            tf.constant([table.num_pieces[i] for i in rows], tf.int64),
+            tf.constant([table.first_piece[i] for i in rows], tf.int64),
+        )
+        wanted_lookup = tf.constant(wanted)
+        files = tf.data.Dataset.from_tensor_slices(columns)
+        if not validation:
+            files = files.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
+        pieces = files.map(self._file_pieces, num_parallel_calls=self.num_parallel_calls)
+        pieces = pieces.unbatch().filter(lambda piece, piece_id: tf.gather(wanted_lookup,
+                                                                           piece_id))
+        pieces = pieces.map(lambda piece, piece_id: piece)
+        if not validation:
+            pieces = pieces.shuffle(self._shuffle_buffer(int(wanted.sum())), seed=seed + 1,
+                                    reshuffle_each_iteration=True)
+        windows = pieces.batch(self.batch_size, drop_remainder=True).map(self._windows).unbatch()
+        return windows.apply(tf.data.experimental.assert_cardinality(steps)) \
+            .prefetch(tf.data.AUTOTUNE)
+
+    def _file_pieces(self, path, format_id, file_rate, num_samples, num_pieces, first_piece):
+        """One file -> (`[num_pieces, L + top_frame_size]` levels, `[num_pieces]` global ids)."""
+        audio = decode_audio(tf.io.read_file(path), format_id, file_rate, self.sample_rate)
+        audio = _fit_length(audio, num_samples)
+        length = self.piece_len
+        full = num_samples // length
+        tail_start = full * length
+        body = tf.reshape(audio[:tail_start], [-1, length])
+        # The tail (or a whole file shorter than a piece) is padded with silence at its start.
+        tail = audio[tail_start:]
+        tail = tf.pad(tail, [[length - tf.shape(tail, out_type=tf.int64)[0], 0]])
+        cut = tf.concat([body, tail[None]], axis=0)[:num_pieces]
+        levels = quantize(cut, self.q_type, self.q_levels)
+        levels = tf.pad(levels, [[0, 0], [self.top_frame_size, 0]],
+                        constant_values=silence_level(self.q_type, self.q_levels))
+        ids = first_piece + tf.range(num_pieces, dtype=tf.int64)
+        return tf.cast(levels, self.storage_dtype), ids
+
+    def _windows(self, batch):
+        """`[B, L + top]` pieces -> (`[W, B, seq_len + top]` int32 windows, `[W]` resets)."""
+        batch = tf.cast(batch, tf.int32)
+        frames = tf.signal.frame(batch, self.seq_len + self.top_frame_size, self.seq_len, axis=1)
+        windows = tf.transpose(frames, [1, 0, 2])
+        resets = tf.equal(tf.range(self.piece_len // self.seq_len), 0)
+        return windows, resets
+
+    def _shuffle_buffer(self, num_pieces):
+        piece_bytes = (self.piece_len + self.top_frame_size) * self.storage_dtype.size
+        return int(max(self.batch_size, min(num_pieces, SHUFFLE_BUFFER_BYTES // piece_bytes)))
+
+
+def _fit_length(samples, length):
+    """Trim or zero-pad `[n]` samples at the end to `length` (decoders may differ from the
+    header's frame count by a few samples, e.g. MP3)."""
+    samples = samples[:length]
+    return tf.pad(samples, [[0, length - tf.shape(samples, out_type=tf.int64)[0]]])

@@ -1,0 +1,199 @@
+"""tf.data pipelines of melody slices for MusicVAE.
+
+`make_melody_datasets` extracts (or loads from the cache) the `slice_bar`-bar slices of the
+training and evaluation MIDI folders with `audiogen.midi.files.extract_corpus` and returns
+finite datasets of int32 `[batch, slice_bar * 16]` class tensors (see `audiogen.midi.melody`
+for the 90-class encoding):
+
+* `train`: reshuffled every pass, optionally transposed at random, `drop_remainder=True`; one
+  pass is one epoch (call `.repeat()` to train by steps).
+* `eval`: fixed order, no augmentation, `drop_remainder=False`.
+
+Without `eval_dir`, a share `eval_fraction` of the training folder's FILES is held out, chosen
+by a hash of each file's relative path (stable across runs and machines).
+
+Transposition (`transpose_range` = n > 0): every training example is shifted by a random number
+of semitones in [-n, n]; when the shift would move any of its pitches outside 21..108, the example
+keeps its original pitches (shift 0) rather than being clipped, so no melody is distorted.
+"""
+import collections
+import dataclasses
+import hashlib
+
+import numpy as np
+import tensorflow as tf
+
+from audiogen.midi import files as midi_files
+from audiogen.midi import melody as mel
+
+MelodyDatasets = collections.namedtuple("MelodyDatasets", ["train", "eval", "info"])
+
+
+@dataclasses.dataclass
+class MelodyDatasetInfo:
+    """Sizes of the melody datasets and the extraction reports behind them.
+
+    Fields are also readable as `info["train_examples"]`.
+    """
+    slice_steps: int
+    batch_size: int
+    train_examples: int
+    eval_examples: int
+    train_files: int
+    eval_files: int
+    steps_per_epoch: int
+    eval_steps: int
+    held_out: bool
+    transpose_range: int = 0
+    train_report: object = None
+    eval_report: object = None
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    def summary(self):
+        """A few lines for the training log."""
+        bars = self.slice_steps // mel.STEPS_PER_BAR
+        lines = [f"Melody data: {self.train_examples} training slices of {bars} bars from "
+                 f"{self.train_files} files ({self.steps_per_epoch} batches of "
+                 f"{self.batch_size} per epoch"
+                 + (f", transposed by up to +/-{self.transpose_range} semitones"
+                    if self.transpose_range else "") + ")"]
+        if self.eval_report is None:
+            lines.append("No evaluation data (eval_dir unset and eval_fraction 0)")
+        else:
+            source = "held out from train_dir" if self.held_out else "from eval_dir"
+            lines.append(f"Evaluation: {self.eval_examples} slices from {self.eval_files} files "
+                         f"{source} ({self.eval_steps} batches)")
+        lines.append("Training extraction: " + self.train_report.summary())
+        if self.eval_report is not None:
+            lines.append("Evaluation extraction: " + self.eval_report.summary())
+        return "\n".join(lines)
+
+
+def transpose_classes(classes, shift):
+    """Shift the note-on classes of one example `[num_steps]` by `shift` semitones.
+
+    When any shifted pitch would leave 21..108 the example is returned unchanged (shift 0).
+    Works on int tensors; `shift` is a scalar.
+    """
+    classes = tf.convert_to_tensor(classes)
+    shift = tf.cast(shift, classes.dtype)
+    is_note = classes >= mel.FIRST_PITCH_CLASS
+    shifted = classes + shift
+    fits = tf.logical_or(tf.logical_not(is_note), tf.logical_and(
+        shifted >= mel.FIRST_PITCH_CLASS, shifted < mel.NUM_CLASSES))
+    shift = tf.where(tf.reduce_all(fits), shift, tf.zeros_like(shift))
+    return tf.where(is_note, classes + shift, classes)
+
+
+def hold_out_files(names, eval_fraction):
+    """Split relative file paths into (train, eval) by a stable hash of each path.
+
+    A file goes to eval when the first 8 hex digits of sha1(path), as a fraction of 2**32, are
+    below `eval_fraction`. With `eval_fraction` > 0 and at least 2 files, at least one file is
+    held out and at least one kept for training (the lowest / highest hashes).
+    """
+    names = sorted(names)
+    if eval_fraction <= 0 or len(names) < 2:
+        return names, []
+    score = {n: int(hashlib.sha1(n.encode("utf-8")).hexdigest()[:8], 16) / 2**32 for n in names}
+    held = [n for n in names if score[n] < eval_fraction]
+    if not held:
+        held = [min(names, key=score.get)]
+    if len(held) == len(names):
+        held.remove(max(names, key=score.get))
+    held_set = set(held)
+    return [n for n in names if n not in held_set], sorted(held)
+
+
+def melody_dataset(slices, batch_size, training, transpose_range=0, seed=0):
+    """A tf.data pipeline over an int32 `[N, num_steps]` array of slices (see module doc)."""
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(slices, np.int32))
+    if training:
+        ds = ds.shuffle(len(slices), seed=seed, reshuffle_each_iteration=True)
+        if transpose_range > 0:
+            width = 2 * int(transpose_range) + 1
+            randoms = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+            ds = tf.data.Dataset.zip((ds, randoms)).map(
+                lambda x, r: transpose_classes(
+                    x, tf.cast(tf.math.floormod(r, width), tf.int32) - int(transpose_range)),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
+                         max_slices_per_file, transpose_range=0, eval_fraction=0.1,
+                         num_workers=1, seed=0, cache_dir=None):
+    """Training and evaluation datasets of melody slices.
+
+    Args:
+        train_dir: folder of MIDI files (searched recursively).
+        eval_dir: folder of evaluation MIDI files, or None to hold out `eval_fraction` of the
+            files of `train_dir` (none when `eval_fraction` is 0: `eval` is then None).
+        slice_bar: bars per example (`slice_bar * 16` steps).
+        batch_size: examples per batch.
+        max_slices_per_file: at most this many slices per file (random in training, first N in
+            evaluation).
+        transpose_range: training augmentation, random shift in [-n, n] semitones.
+        num_workers: extraction processes (0/1: in process).
+        seed: seeds slice subsets, shuffling and transposition.
+        cache_dir: extraction cache folder (default: see `extract_corpus`).
+    Returns:
+        `MelodyDatasets(train, eval, info)`; `info` is a `MelodyDatasetInfo` (sizes, the two
+        `ExtractionReport`s, `summary()`).
+    Raises:
+        ValueError when a folder yields no example (with the counts) or when there are fewer
+        training examples than `batch_size`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    common = dict(slice_bar=slice_bar, max_slices_per_file=max_slices_per_file, seed=seed,
+                  num_workers=num_workers, cache_dir=cache_dir)
+    held_out = eval_dir is None
+    if held_out:
+        train_names, eval_names = hold_out_files(midi_files.list_midi_files(train_dir),
+                                                 eval_fraction)
+        if not train_names:
+            raise ValueError(f"no MIDI files (.mid, .midi) found under {train_dir}: 0 files "
+                             f"found, 0 parsed, 0 examples")
+        train, train_report = midi_files.extract_corpus(train_dir, training=True,
+                                                        files=train_names, **common)
+        if eval_names:
+            try:
+                evals, eval_report = midi_files.extract_corpus(
+                    train_dir, training=False, files=eval_names, **common)
+            except ValueError as e:
+                raise ValueError(f"the {len(eval_names)} files held out for evaluation "
+                                 f"(eval_fraction={eval_fraction}) gave no example; set "
+                                 f"eval_dir or change eval_fraction. {e}") from None
+        else:
+            evals, eval_report = None, None
+    else:
+        train, train_report = midi_files.extract_corpus(train_dir, training=True, **common)
+        evals, eval_report = midi_files.extract_corpus(eval_dir, training=False, **common)
+        train_names = midi_files.list_midi_files(train_dir)
+        eval_names = midi_files.list_midi_files(eval_dir)
+
+    if len(train) < batch_size:
+        raise ValueError(
+            f"only {len(train)} training examples of {slice_bar} bars in {train_dir}, fewer than "
+            f"batch_size={batch_size}: lower batch_size, raise max_slices_per_file "
+            f"({max_slices_per_file}) or add MIDI files. {train_report.summary()}")
+    train_ds = melody_dataset(train, batch_size, True, transpose_range, seed)
+    eval_ds = None if evals is None else melody_dataset(evals, batch_size, False)
+    info = MelodyDatasetInfo(
+        slice_steps=slice_bar * mel.STEPS_PER_BAR,
+        batch_size=batch_size,
+        train_examples=int(len(train)),
+        eval_examples=0 if evals is None else int(len(evals)),
+        train_files=len(train_names),
+        eval_files=len(eval_names),
+        steps_per_epoch=int(len(train)) // batch_size,
+        eval_steps=0 if evals is None else -(-int(len(evals)) // batch_size),
+        held_out=held_out,
+        transpose_range=int(transpose_range),
+        train_report=train_report,
+        eval_report=eval_report)
+    return MelodyDatasets(train_ds, eval_ds, info)

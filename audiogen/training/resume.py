@@ -1,0 +1,47 @@
+"""Deciding where a run resumes from, and refusing when its saved config differs."""
+import os
+
+import tensorflow as tf
+
+from audiogen.config import config_differences, describe_differences, load_run_config
+from audiogen.training.checkpoints import (CHECKPOINT_DIR, load_training_args, resolve_checkpoint,
+                                           run_dir_of)
+
+
+def find_resume_checkpoint(run_dir, resume, resume_from=None):
+    """The checkpoint to resume from, or None to start fresh.
+
+    Raises ValueError rather than start over in a run directory that already holds checkpoints
+    (nothing is overwritten), and FileNotFoundError when `resume_from` names nothing.
+    """
+    if resume and resume_from:
+        return resolve_checkpoint(resume_from)
+    existing = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
+    if resume:
+        return existing
+    if existing:
+        raise ValueError(f"{run_dir} already holds checkpoints (newest {existing}) and --resume "
+                         f"is false: pass --resume true to continue it, or another --id")
+    return None
+
+
+def check_same_config(resume_path, config, extra=None):
+    """Raise ValueError naming each key whose saved value differs from the requested config.
+
+    `extra` holds training arguments that must match too (e.g. {"sample_rate": 16000}); they
+    are compared with the run's saved training arguments.
+    """
+    saved_dir = run_dir_of(resume_path)
+    saved = load_run_config(saved_dir)
+    if saved is None:
+        return
+    extra = extra or {}
+    saved_args = load_training_args(saved_dir)
+    saved = dict(saved, **{k: saved_args.get(k, v) for k, v in extra.items()})
+    requested = dict(config, **extra)
+    keys = config_differences(saved, requested)
+    if keys:
+        lines = "\n  ".join(describe_differences(saved, requested, keys))
+        raise ValueError(f"cannot resume from {resume_path}: its run was trained with a different "
+                         f"config (saved -> requested):\n  {lines}\nUse the run's "
+                         f"{saved_dir}/resolved.config.json, or start a new --id.")

@@ -1,0 +1,138 @@
+import argparse
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from audiogen.cli.args import cycle_temperatures, int_or_none, str2bool
+from audiogen.cli.seed_audio import parse_offset
+from audiogen.config import resolve_config, save_config
+from audiogen.training.callbacks import (EpochCheckpoint, decayed_learning_rate,
+                                         normalize_checkpoint_policy)
+from audiogen.training.checkpoints import (CheckpointStore, build_optimizer, resolve_checkpoint,
+                                           run_dir_of, save_training_args)
+from audiogen.training.resume import check_same_config, find_resume_checkpoint
+
+
+def tiny_model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    optimizer = build_optimizer(keras.optimizers.Adam(0.01), model)
+    return model, optimizer
+
+
+def test_cycle_temperatures():
+    assert cycle_temperatures([0.5, 0.9], 4) == [0.5, 0.9, 0.5, 0.9]
+    assert cycle_temperatures([0.75], 3) == [0.75] * 3
+    with pytest.raises(ValueError, match="got 3 values for --num_seqs 2"):
+        cycle_temperatures([0.1, 0.2, 0.3], 2)
+
+
+def test_boolean_and_none_flags():
+    assert str2bool("True") is True and str2bool("no") is False
+    with pytest.raises(argparse.ArgumentTypeError):
+        str2bool("maybe")
+    assert int_or_none("None") is None and int_or_none("7") == 7
+
+
+def test_seed_offset_in_samples_or_seconds():
+    assert parse_offset("16000", 16000) == 16000
+    assert parse_offset("1.5s", 16000) == 24000
+    with pytest.raises(ValueError, match="expected samples"):
+        parse_offset("abc", 16000)
+
+
+def test_learning_rate_decay_is_exponential_after_n_epochs():
+    assert decayed_learning_rate(0, 1e-3, 2) == 1e-3
+    assert decayed_learning_rate(1, 1e-3, 2) == 1e-3
+    assert decayed_learning_rate(2, 1e-3, 2) == pytest.approx(1e-3 * math.exp(-0.1))
+    assert decayed_learning_rate(4, 1e-3, 2) == pytest.approx(1e-3 * math.exp(-0.3))
+    assert decayed_learning_rate(50, 1e-3, None) == 1e-3
+
+
+def test_policy_names():
+    assert normalize_checkpoint_policy("All") == "Always"
+    assert normalize_checkpoint_policy("best") == "Best"
+    with pytest.raises(ValueError, match="checkpoint_policy"):
+        normalize_checkpoint_policy("Sometimes")
+
+
+def test_checkpoint_round_trip_restores_weights_optimizer_and_counter(tmp_path):
+    model, optimizer = tiny_model()
+    x, y = np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(x, y, epochs=3, verbose=0)
+    store = CheckpointStore(str(tmp_path), model, optimizer)
+    path = store.save(3)
+    assert resolve_checkpoint(str(tmp_path)) == path
+    assert resolve_checkpoint(path) == path
+    assert run_dir_of(path) == str(tmp_path)
+
+    fresh, fresh_opt = tiny_model()
+    assert int(CheckpointStore(str(tmp_path), fresh, fresh_opt).restore(path)) == 3
+    np.testing.assert_array_equal(fresh.get_weights()[0], model.get_weights()[0])
+    assert int(fresh_opt.iterations.numpy()) == int(optimizer.iterations.numpy()) == 3
+
+
+def test_restore_into_mismatched_model_fails(tmp_path):
+    model, optimizer = tiny_model()
+    path = CheckpointStore(str(tmp_path), model, optimizer).save(1)
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(5)])
+    with pytest.raises((AssertionError, ValueError)):
+        CheckpointStore(str(tmp_path), other).restore(path, with_optimizer=False)
+
+
+def test_resolve_checkpoint_error_names_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint found"):
+        resolve_checkpoint(str(tmp_path / "nothing"))
+
+
+def run_epoch_ends(callback, losses):
+    for epoch, loss in enumerate(losses):
+        callback.on_epoch_end(epoch, {"val_loss": loss})
+
+
+def test_best_policy_saves_only_on_improvement_and_max_to_keep(tmp_path):
+    model, optimizer = tiny_model()
+    store = CheckpointStore(str(tmp_path), model, optimizer, max_to_keep=2)
+    saved = []
+    callback = EpochCheckpoint(store, policy="Best", on_saved=[lambda n, p: saved.append(n)])
+    run_epoch_ends(callback, [3.0, 2.0, 2.5, 1.0, 1.5])
+    assert saved == [1, 2, 4]
+    assert [os.path.basename(p) for p in store.all] == ["ckpt-2", "ckpt-4"]
+
+
+def test_always_policy_respects_interval(tmp_path):
+    model, optimizer = tiny_model()
+    store = CheckpointStore(str(tmp_path), model, optimizer, max_to_keep=None)
+    callback = EpochCheckpoint(store, every=2, policy="All")
+    run_epoch_ends(callback, [3.0, 2.0, 2.5, 1.0, 1.5])
+    assert [os.path.basename(p) for p in store.all] == ["ckpt-2", "ckpt-4"]
+
+
+def test_resume_refuses_changed_config_and_names_keys(tmp_path):
+    model, optimizer = tiny_model()
+    run_dir = str(tmp_path / "run")
+    path = CheckpointStore(run_dir, model, optimizer).save(1)
+    save_config(resolve_config({"dim": 32}), run_dir)
+    save_training_args(run_dir, {"sample_rate": 16000})
+    check_same_config(path, resolve_config({"dim": 32}), {"sample_rate": 16000})
+    with pytest.raises(ValueError, match=r"(?s)dim: 32 -> 64.*sample_rate: 16000 -> 22050"):
+        check_same_config(path, resolve_config({"dim": 64}), {"sample_rate": 22050})
+    assert find_resume_checkpoint(run_dir, resume=True) == path
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        find_resume_checkpoint(run_dir, resume=False)
+    assert find_resume_checkpoint(str(tmp_path / "new"), resume=True) is None
+
+
+def test_piano_roll_draws_held_notes():
+    from audiogen.musicvae.summaries import comparison_image, piano_roll
+    roll = piano_roll([2 + 39, 0, 0, 1, 0, 2 + 40, 0])  # pitch 60 for 3 steps, rest, pitch 61
+    assert roll.shape == (88, 7)
+    assert list(roll[87 - 39]) == [255, 255, 255, 0, 0, 0, 0]
+    assert list(roll[87 - 40]) == [0, 0, 0, 0, 0, 255, 255]
+    image = comparison_image(np.zeros((2, 7), int), np.zeros((2, 7), int))
+    assert image.shape == (1, 2 * (88 + 1 + 88 + 3), 7, 1)
+    assert tf.convert_to_tensor(image).dtype == tf.uint8
