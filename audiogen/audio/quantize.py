@@ -1,8 +1,9 @@
 """Sample quantization, both directions, as vectorized TensorFlow ops.
 
 `mu-law` companding (ITU-T G.711 style, mu = 255) always uses 256 levels; `linear` uses any
-`q_levels >= 2`. Levels are integers in `[0, q_levels - 1]`; `dequantize(quantize(x))` is the
-nearest representable value of `x`, and `quantize(dequantize(q)) == q` for every level `q`.
+`q_levels >= 2`. Levels are integers in `[0, q_levels - 1]`; `quantize(dequantize(q)) == q` for
+every level `q`, and `dequantize(quantize(x))` is the level nearest to `x` on the quantizer's scale
+(the companded scale for mu-law, the sample scale for linear).
 """
 import tensorflow as tf
 

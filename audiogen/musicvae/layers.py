@@ -43,23 +43,29 @@ def _cell_update(cell, z, c):
     return o * cell.activation(c), c
 
 
-def run_lstm_sequences(cells, inputs, states, reverse=None):
+def run_lstm_sequences(cells, inputs, states, reverse=None, constants=None):
     """Run built LSTMCells over whole sequences in one `tf.while_loop` (in lockstep).
 
     Each cell k gets its own input `inputs[k]` (`[batch, time, features_k]`, all the same time
     length) and initial state `states[k] = (h, c)`; cells with `reverse[k]` walk time backwards
     (their outputs are returned in the original time order). Input projections are computed for
-    all steps at once before the loop.
+    all steps at once before the loop. `constants[k]` (optional, `[batch, const_features_k]`) is
+    an input repeated at every step, as if concatenated after `inputs[k]` on the feature axis; it
+    is projected once instead of once per step.
 
     Returns:
         `(outputs, final_states)`: lists of `[batch, time, units_k]` and `(h, c)`.
     """
     n = len(cells)
     reverse = reverse or [False] * n
+    constants = constants or [None] * n
     steps = _static_or_dynamic(inputs[0], 1)
     projected = []
-    for cell, x in zip(cells, inputs):
-        p = tf.tensordot(x, cell.kernel, axes=1)
+    for cell, x, const in zip(cells, inputs, constants):
+        width = x.shape[-1]
+        p = tf.tensordot(x, cell.kernel[:width], axes=1)
+        if const is not None:
+            p = p + tf.matmul(const, cell.kernel[width:])[:, None, :]
         if cell.use_bias:
             p = p + cell.bias
         p = tf.transpose(p, [1, 0, 2])  # time major
@@ -99,8 +105,13 @@ class LSTMStack(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = units
         self.n_layers = n_layers
-        self.cells = [keras.layers.LSTMCell(units, name=f"lstm_cell_{i}")
-                      for i in range(n_layers)]
+        # One attribute per cell (not a list): tf.train.Checkpoint does not track Keras 3 lists.
+        for i in range(n_layers):
+            setattr(self, f"cell_{i}", keras.layers.LSTMCell(units, name=f"lstm_cell_{i}"))
+
+    @property
+    def cells(self):
+        return [getattr(self, f"cell_{i}") for i in range(self.n_layers)]
 
     def build(self, input_shape):
         size = input_shape[-1]
@@ -130,12 +141,14 @@ class LSTMStack(keras.layers.Layer):
             new_states.append((h, c))
         return x, new_states
 
-    def sequence(self, x, states):
+    def sequence(self, x, states, constant=None):
         """Whole sequence, layer by layer: `x` `[batch, time, features]` -> (`[batch, time,
-        units]`, final states)."""
+        units]`, final states). `constant` (`[batch, features_c]`), if given, is an input of the
+        bottom layer at every step, after `x` on the feature axis."""
         final = []
         for cell, state in zip(self.cells, states):
-            (x,), (state,) = run_lstm_sequences([cell], [x], [state])
+            (x,), (state,) = run_lstm_sequences([cell], [x], [state], constants=[constant])
+            constant = None
             final.append(state)
         return x, final
 
@@ -177,12 +190,21 @@ class Encoder(keras.layers.Layer):
         self.vocab_size = vocab_size
         # === Layers ===
         self.embedding = keras.layers.Embedding(vocab_size, embed_size, name="embedding")
-        self.forward_cells = [keras.layers.LSTMCell(hidden_size, name=f"forward_{i}")
-                              for i in range(n_layers)]
-        self.backward_cells = [keras.layers.LSTMCell(hidden_size, name=f"backward_{i}")
-                               for i in range(n_layers)]
+        # One attribute per cell (not a list): tf.train.Checkpoint does not track Keras 3 lists.
+        for i in range(n_layers):
+            setattr(self, f"forward_{i}", keras.layers.LSTMCell(hidden_size, name=f"forward_{i}"))
+            setattr(self, f"backward_{i}",
+                    keras.layers.LSTMCell(hidden_size, name=f"backward_{i}"))
         self.mu_dense = keras.layers.Dense(z_size, name="mu")
         self.sigma_dense = keras.layers.Dense(z_size, activation="softplus", name="sigma")
+
+    @property
+    def forward_cells(self):
+        return [getattr(self, f"forward_{i}") for i in range(self.n_layers)]
+
+    @property
+    def backward_cells(self):
+        return [getattr(self, f"backward_{i}") for i in range(self.n_layers)]
 
     def build(self, input_shape=None):
         self.embedding.build(None)
@@ -264,14 +286,12 @@ class _AutoregressiveDecoder(keras.layers.Layer):
         cond = self.conditioning(z)                                      # [B, S, D]
         emb = self.embedding(x)                                          # [B, T, E]
         prev = tf.concat([tf.zeros_like(emb[:, :1]), emb[:, :-1]], axis=1)
-        prev = tf.reshape(prev, [batch, segs, seg_len, self.embed_size])
-        cond_steps = tf.broadcast_to(cond[:, :, None, :],
-                                     [batch, segs, seg_len, self._cond_size])
-        inputs = tf.reshape(tf.concat([prev, cond_steps], axis=-1),
-                            [batch * segs, seg_len, self.embed_size + self._cond_size])
-        init = self.lstm.state_from_flat(
-            tf.reshape(self.initial_state(cond), [batch * segs, self.lstm.state_size]))
-        out, _ = self.lstm.sequence(inputs, init)                        # [B*S, L, H]
+        # Segments side by side: [B*S, L, E], each with its constant input cond_j (the input of
+        # step t is [prev_t, cond_j], as in `step_loop`).
+        prev = tf.reshape(prev, [batch * segs, seg_len, self.embed_size])
+        cond = tf.reshape(cond, [batch * segs, self._cond_size])
+        init = self.lstm.state_from_flat(self.initial_state(cond))
+        out, _ = self.lstm.sequence(prev, init, constant=cond)           # [B*S, L, H]
         logits = self.output_dense(out)
         return tf.reshape(logits, [batch, self.seq_len, self.vocab_size])
 
@@ -306,7 +326,7 @@ class _AutoregressiveDecoder(keras.layers.Layer):
         temperature = tf.broadcast_to(tf.cast(temperature, tf.float32), [batch])
         greedy = temperature <= 0.0
         scale = tf.where(greedy, 1.0, temperature)[:, None]
-        seed = tf.cast(seed, tf.int64)
+        seed = tf.cast(seed, tf.int32)  # XLA's stateless multinomial takes int32 seeds
         use_targets = targets is not None
         if use_targets:
             targets = tf.cast(targets, tf.int32)
@@ -322,7 +342,7 @@ class _AutoregressiveDecoder(keras.layers.Layer):
             x = tf.concat([prev_emb, tf.gather(cond, segment, axis=1)], axis=-1)
             out, states = self.lstm.step(x, states)
             logits = self.output_dense(out)
-            step_seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(t, tf.int64))
+            step_seed = tf.random.experimental.stateless_fold_in(seed, t)
             seeds = tf.random.experimental.stateless_split(step_seed, 2)
             drawn = tf.cast(tf.random.stateless_categorical(
                 logits / scale, 1, seed=seeds[0])[:, 0], tf.int32)
