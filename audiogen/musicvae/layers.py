@@ -33,14 +33,104 @@ def _static_or_dynamic(tensor, axis):
     return static if static is not None else tf.shape(tensor)[axis]
 
 
-def _cell_update(cell, z, c):
-    """The keras LSTMCell gate maths (gate order i, f, c, o) from pre-activations `z`."""
-    z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
-    i = cell.recurrent_activation(z_i)
-    f = cell.recurrent_activation(z_f)
-    c = f * c + i * cell.activation(z_c)
-    o = cell.recurrent_activation(z_o)
-    return o * cell.activation(c), c
+def _check_default_activations(cell):
+    names = (getattr(cell.activation, "__name__", ""),
+             getattr(cell.recurrent_activation, "__name__", ""))
+    if names != ("tanh", "sigmoid"):
+        raise ValueError(f"{cell.name}: the whole-sequence LSTM path supports the default "
+                         f"tanh / sigmoid activations only, got {names}")
+
+
+def _lstm_recurrence(n):
+    """The recurrent part of `n` LSTMs in lockstep, with a hand-written gradient.
+
+    Takes `n` time-major input projections `[time, batch, 4 units]` (already reversed in time for
+    backward LSTMs), `n` recurrent kernels and `n` initial `h`, `c`; returns the `n` stacked
+    outputs `[time, batch, units]`, then the `n` final `h` and the `n` final `c`.
+
+    The backward pass walks time once with one matmul per step (`dz_t @ R^T`); the gradient of the
+    recurrent kernel, `sum_t h_{t-1}^T dz_t`, is then one large matmul instead of an accumulation
+    inside the loop (what automatic differentiation of the loop would do), which makes training
+    about a third faster on CPU.
+    """
+
+    @tf.custom_gradient
+    def recurrence(*args):
+        projs, kernels = args[:n], args[n:2 * n]
+        h0s, c0s = args[2 * n:3 * n], args[3 * n:]
+        steps = _static_or_dynamic(projs[0], 0)
+        xs = [tf.TensorArray(p.dtype, size=steps).unstack(p) for p in projs]
+
+        def body(t, hs, cs, h_ta, c_ta, g_ta):
+            out = ([], [], [], [], [])
+            for k in range(n):
+                z = xs[k].read(t) + tf.matmul(hs[k], kernels[k])
+                z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
+                i, f, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o)
+                g = tf.tanh(z_g)
+                c = f * cs[k] + i * g
+                h = o * tf.tanh(c)
+                for lst, value in zip(out, (h, c, h_ta[k].write(t, h), c_ta[k].write(t, c),
+                                            g_ta[k].write(t, tf.concat([i, f, g, o], -1)))):
+                    lst.append(value)
+            return (t + 1,) + out
+
+        arrays = [[tf.TensorArray(projs[0].dtype, size=steps) for _ in range(n)]
+                  for _ in range(3)]
+        _, h_last, c_last, h_ta, c_ta, g_ta = tf.while_loop(
+            lambda t, *_: t < steps, body, (tf.constant(0), list(h0s), list(c0s)) + tuple(arrays),
+            maximum_iterations=steps)
+        hs = [ta.stack() for ta in h_ta]
+        cs = [ta.stack() for ta in c_ta]
+        gates = [ta.stack() for ta in g_ta]
+
+        def grad(*upstream):
+            d_out = [tf.zeros_like(hs[k]) if upstream[k] is None else upstream[k]
+                     for k in range(n)]
+            d_h_last = [tf.zeros_like(h0s[k]) if upstream[n + k] is None else upstream[n + k]
+                        for k in range(n)]
+            d_c_last = [tf.zeros_like(c0s[k]) if upstream[2 * n + k] is None
+                        else upstream[2 * n + k] for k in range(n)]
+            c_prev = [tf.concat([c0s[k][None], cs[k][:-1]], axis=0) for k in range(n)]
+            reads = [[tf.TensorArray(projs[0].dtype, size=steps).unstack(v[k]) for k in range(n)]
+                     for v in (d_out, cs, c_prev, gates)]
+            dz_arrays = [tf.TensorArray(projs[0].dtype, size=steps) for _ in range(n)]
+            kernels_t = [tf.transpose(kernels[k]) for k in range(n)]
+
+            def back(j, dhs, dcs, dz_ta):
+                t = steps - 1 - j
+                new_dh, new_dc, new_dz = [], [], []
+                for k in range(n):
+                    d_o_ta, c_ta_, cp_ta, gate_ta = (r[k] for r in reads)
+                    i, f, g, o = tf.split(gate_ta.read(t), 4, axis=-1)
+                    dh = d_o_ta.read(t) + dhs[k]
+                    tanh_c = tf.tanh(c_ta_.read(t))
+                    dc = dcs[k] + dh * o * (1.0 - tf.square(tanh_c))
+                    dz = tf.concat([dc * g * i * (1.0 - i),
+                                    dc * cp_ta.read(t) * f * (1.0 - f),
+                                    dc * i * (1.0 - tf.square(g)),
+                                    dh * tanh_c * o * (1.0 - o)], axis=-1)
+                    new_dh.append(tf.matmul(dz, kernels_t[k]))
+                    new_dc.append(dc * f)
+                    new_dz.append(dz_ta[k].write(t, dz))
+                return j + 1, new_dh, new_dc, new_dz
+
+            _, dh0, dc0, dz_ta = tf.while_loop(
+                lambda j, *_: j < steps, back, (tf.constant(0), d_h_last, d_c_last, dz_arrays),
+                maximum_iterations=steps)
+            d_projs, d_kernels = [], []
+            for k in range(n):
+                dz = dz_ta[k].stack()                                  # [T, N, 4H]
+                h_prev = tf.concat([h0s[k][None], hs[k][:-1]], axis=0)  # [T, N, H]
+                units = tf.shape(h_prev)[-1]
+                d_kernels.append(tf.matmul(tf.reshape(h_prev, [-1, units]),
+                                           tf.reshape(dz, [-1, 4 * units]), transpose_a=True))
+                d_projs.append(dz)
+            return tuple(d_projs) + tuple(d_kernels) + tuple(dh0) + tuple(dc0)
+
+        return tuple(hs) + tuple(h_last) + tuple(c_last), grad
+
+    return recurrence
 
 
 def run_lstm_sequences(cells, inputs, states, reverse=None, constants=None):
@@ -49,9 +139,10 @@ def run_lstm_sequences(cells, inputs, states, reverse=None, constants=None):
     Each cell k gets its own input `inputs[k]` (`[batch, time, features_k]`, all the same time
     length) and initial state `states[k] = (h, c)`; cells with `reverse[k]` walk time backwards
     (their outputs are returned in the original time order). Input projections are computed for
-    all steps at once before the loop. `constants[k]` (optional, `[batch, const_features_k]`) is
-    an input repeated at every step, as if concatenated after `inputs[k]` on the feature axis; it
-    is projected once instead of once per step.
+    all steps at once before the loop, and the loop has a hand-written gradient (see
+    `_lstm_recurrence`). `constants[k]` (optional, `[batch, const_features_k]`) is an input
+    repeated at every step, as if concatenated after `inputs[k]` on the feature axis; it is
+    projected once instead of once per step.
 
     Returns:
         `(outputs, final_states)`: lists of `[batch, time, units_k]` and `(h, c)`.
@@ -59,9 +150,9 @@ def run_lstm_sequences(cells, inputs, states, reverse=None, constants=None):
     n = len(cells)
     reverse = reverse or [False] * n
     constants = constants or [None] * n
-    steps = _static_or_dynamic(inputs[0], 1)
     projected = []
-    for cell, x, const in zip(cells, inputs, constants):
+    for cell, x, const, backwards in zip(cells, inputs, constants, reverse):
+        _check_default_activations(cell)
         width = x.shape[-1]
         p = tf.tensordot(x, cell.kernel[:width], axes=1)
         if const is not None:
@@ -69,26 +160,15 @@ def run_lstm_sequences(cells, inputs, states, reverse=None, constants=None):
         if cell.use_bias:
             p = p + cell.bias
         p = tf.transpose(p, [1, 0, 2])  # time major
-        projected.append(tf.TensorArray(p.dtype, size=steps).unstack(p))
-    outputs = [tf.TensorArray(inputs[0].dtype, size=steps) for _ in cells]
-
-    def body(t, hs, cs, outs):
-        new_h, new_c, new_outs = [], [], []
-        for k, cell in enumerate(cells):
-            idx = steps - 1 - t if reverse[k] else t
-            z = projected[k].read(idx) + tf.matmul(hs[k], cell.recurrent_kernel)
-            h, c = _cell_update(cell, z, cs[k])
-            new_h.append(h)
-            new_c.append(c)
-            new_outs.append(outs[k].write(idx, h))
-        return t + 1, new_h, new_c, new_outs
-
-    _, hs, cs, outputs = tf.while_loop(
-        lambda t, *_: t < steps, body,
-        (tf.constant(0), [s[0] for s in states], [s[1] for s in states], outputs),
-        maximum_iterations=steps)
-    outputs = [tf.transpose(o.stack(), [1, 0, 2]) for o in outputs]
-    return outputs, list(zip(hs, cs))
+        projected.append(tf.reverse(p, [0]) if backwards else p)
+    results = _lstm_recurrence(n)(
+        *projected, *[tf.convert_to_tensor(cell.recurrent_kernel) for cell in cells],
+        *[s[0] for s in states], *[s[1] for s in states])
+    outputs = []
+    for k in range(n):
+        out = tf.reverse(results[k], [0]) if reverse[k] else results[k]
+        outputs.append(tf.transpose(out, [1, 0, 2]))
+    return outputs, list(zip(results[n:2 * n], results[2 * n:]))
 
 
 class LSTMStack(keras.layers.Layer):

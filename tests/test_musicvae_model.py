@@ -1,0 +1,272 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from audiogen.musicvae import MusicVAE
+from audiogen.musicvae.layers import (
+    Conductor, Encoder, FlatDecoder, HierarchicalDecoder, LSTMStack, run_lstm_sequences)
+from audiogen.training.schedules import beta_schedule, sampling_probability
+
+T, B, Z = 32, 4, 8
+TINY = dict(seq_len=T, z_size=Z, encoder_params=dict(embed_size=8, hidden_size=16, n_layers=2),
+            decoder_params=dict(embed_size=8, hidden_size=16, n_layers=2), n_subsequences=4,
+            c_size=8, conductor_params=dict(hidden_size=16, n_layers=2))
+TRAIN_KEYS = {"loss", "r_loss", "kl_bits", "beta", "sampling_prob", "accuracy"}
+
+
+def melodies(n=B, seq_len=T, seed=0):
+    return np.random.RandomState(seed).randint(0, 90, size=(n, seq_len)).astype("int32")
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["flat", "hier"])
+def model(request):
+    return MusicVAE(use_hier=request.param, **TINY)
+
+
+def test_get_config_round_trip(model):
+    config = model.get_config()
+    clone = MusicVAE.from_config(config)
+    assert clone.get_config() == config
+    assert config["use_hier"] == model.use_hier and config["seq_len"] == T
+    assert config["decoder_params"] == TINY["decoder_params"]
+    assert len(clone.trainable_variables) == len(model.trainable_variables)
+
+
+def test_layer_configs_round_trip():
+    layers = [LSTMStack(8, 2), Encoder(4, 8, 16, 1), FlatDecoder(16, 4, 8, 16, 2),
+              Conductor(4, 4, 16, 2, 8), HierarchicalDecoder(16, 4, 8, 16, 1, 4, 8, 16, 2)]
+    for layer in layers:
+        config = layer.get_config()
+        assert type(layer).from_config(config).get_config() == config
+
+
+def test_defaults_are_the_seed_config():
+    m = MusicVAE.from_run_config({"slice_bar": 1, "z_size": 8, "use_hier": False,
+                                  "encoder_params": {"embed_size": 4, "hidden_size": 8,
+                                                     "n_layers": 1},
+                                  "decoder_params": {"embed_size": 4, "hidden_size": 8,
+                                                     "n_layers": 1},
+                                  "max_grad_norm": None})
+    assert m.seq_len == 16 and m.max_grad_norm is None
+    assert m.beta_settings == {"start_beta": 0.0, "end_beta": 0.2, "duration": 20000}
+    with pytest.raises(ValueError, match="unknown key"):
+        MusicVAE(seq_len=16, beta_settings={"beta": 1.0})
+
+
+def test_variables_exist_without_data_and_restore(model, tmp_path):
+    assert model.built and all(layer.built for layer in model._flatten_layers())
+    assert len(model.trainable_variables) > 0
+    n_variables = len(model.variables)
+    model.build_for_batch(2)
+    assert len(model.variables) == n_variables
+    x = melodies()
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    fresh = MusicVAE.from_config(model.get_config())
+    tf.train.Checkpoint(model=fresh).read(path).assert_consumed()
+    saved = [name for name, _ in tf.train.list_variables(path) if "VARIABLE_VALUE" in name]
+    assert len(saved) == len(model.trainable_variables)  # every weight is in the checkpoint
+    for a, b in zip(model.trainable_variables, fresh.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_allclose(fresh(x).numpy(), model(x).numpy(), atol=1e-6)
+
+
+def test_shapes(model):
+    x = melodies()
+    mu, sigma = model.encode(x)
+    assert mu.shape == (B, Z) and sigma.shape == (B, Z)
+    assert np.all(sigma.numpy() > 0)
+    assert model(x).shape == (B, T, 90)
+    logits, tokens = model.decoder.step_loop(mu, temperature=1.0)
+    assert logits.shape == (B, T, 90) and tokens.shape == (B, T) and tokens.dtype == tf.int32
+
+
+def test_conductor_runs_n_subsequences_steps():
+    model = MusicVAE(use_hier=True, **TINY)
+    z = tf.random.normal([B, Z])
+    c = model.decoder.conductor(z)
+    assert c.shape == (B, TINY["n_subsequences"], TINY["c_size"])
+    # Recurrent: the conductor's outputs differ from step to step (its inputs are all zeros).
+    assert not np.allclose(c[:, 0].numpy(), c[:, 1].numpy())
+    # Each subsequence is conditioned on its own c_j: with the truth fed in, changing c_2 changes
+    # the logits of subsequence 2 only.
+    decoder, x = model.decoder, melodies()
+    seg = T // TINY["n_subsequences"]
+    base = decoder.teacher_forced(x, z).numpy()
+    bumped = c.numpy()
+    bumped[:, 2] += 1.0
+    decoder.conditioning = lambda _: tf.constant(bumped)
+    try:
+        changed = decoder.teacher_forced(x, z).numpy()
+    finally:
+        del decoder.conditioning
+    diff = np.abs(changed - base).max(axis=(0, 2))
+    assert np.all(diff[:2 * seg] == 0) and np.all(diff[3 * seg:] == 0)
+    assert np.all(diff[2 * seg:3 * seg] > 0)
+
+
+def test_whole_sequence_lstm_matches_keras_cells_with_gradients():
+    """The fast path's hand-written gradient equals autodiff through the keras LSTMCells."""
+    fw, bw = keras.layers.LSTMCell(6), keras.layers.LSTMCell(5)
+    fw.build((None, 4 + 3))
+    bw.build((None, 4))
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((2, 7, 4)), tf.float32)
+    const = tf.constant(rng.standard_normal((2, 3)), tf.float32)
+    states = [tuple(tf.constant(rng.standard_normal((2, n)), tf.float32) for _ in "hc")
+              for n in (6, 5)]
+    weights = [fw.kernel, fw.recurrent_kernel, fw.bias, bw.kernel, bw.recurrent_kernel, bw.bias]
+
+    def loss_of(outputs, finals):  # a weighted sum of every output, so no gradient is trivial
+        loss = 0.0
+        for k, out in enumerate(outputs + [h for h, _ in finals] + [c for _, c in finals]):
+            weights = tf.sin(tf.range(tf.size(out), dtype=tf.float32) + k)
+            loss += tf.reduce_sum(tf.reshape(weights, tf.shape(out)) * out)
+        return loss
+
+    def reference():
+        outputs, finals = [], []
+        for cell, inputs, (h, c), reverse in ((fw, tf.concat(
+                [x, tf.broadcast_to(const[:, None], [2, 7, 3])], -1), states[0], False),
+                (bw, x, states[1], True)):
+            seq = []
+            for t in (range(6, -1, -1) if reverse else range(7)):
+                h, (h, c) = cell(inputs[:, t], [h, c])
+                seq.append(h)
+            outputs.append(tf.stack(seq[::-1] if reverse else seq, axis=1))
+            finals.append((h, c))
+        return outputs, finals
+
+    tensors = [x, const] + [t for s in states for t in s]
+    sources = weights + tensors
+    with tf.GradientTape() as tape:
+        tape.watch(tensors)
+        outputs, finals = run_lstm_sequences([fw, bw], [x, x], states, reverse=[False, True],
+                                             constants=[const, None])
+        fast = loss_of(outputs, finals)
+    fast_grads = tape.gradient(fast, sources)
+    with tf.GradientTape() as tape:
+        tape.watch(tensors)
+        ref_outputs, ref_finals = reference()
+        ref = loss_of(ref_outputs, ref_finals)
+    ref_grads = tape.gradient(ref, sources)
+    for a, b in zip(outputs, ref_outputs):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    np.testing.assert_allclose(float(fast), float(ref), rtol=1e-5)
+    for a, b in zip(fast_grads, ref_grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+
+
+def test_decoder_gradients_fast_path_equal_step_loop(model):
+    x = melodies()
+    z = tf.random.normal([B, Z], seed=4)
+    variables = model.decoder.trainable_variables
+    grads = []
+    for fast in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            if fast:
+                logits = model.decoder.teacher_forced(x, z)
+            else:
+                logits, _ = model.decoder.step_loop(z, targets=x, sample_probability=0.0)
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(x, logits))
+        grads.append(tape.gradient(loss, variables + [z]))
+    for a, b, v in zip(*grads, variables + [z]):
+        if a is None or b is None:  # e.g. the conductor's zero-input kernel
+            assert a is None or not np.any(a.numpy()), getattr(v, "path", "z")
+            continue
+        np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(),
+                                   tf.convert_to_tensor(b).numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_uneven_subsequences_raise():
+    with pytest.raises(ValueError, match="divisible by n_subsequences"):
+        MusicVAE(**{**TINY, "seq_len": 30, "use_hier": True})
+    MusicVAE(**{**TINY, "seq_len": 30, "use_hier": False})  # flat: n_subsequences unused
+
+
+def test_teacher_forced_fast_path_equals_step_loop(model):
+    x = melodies()
+    z = tf.random.normal([B, Z], seed=1)
+    fast = model.decoder.teacher_forced(x, z)
+    slow, tokens = model.decoder.step_loop(z, targets=x, sample_probability=0.0)
+    np.testing.assert_allclose(fast.numpy(), slow.numpy(), atol=1e-5)
+    np.testing.assert_array_equal(tokens.numpy(), x)
+
+
+def test_scheduled_sampling_feeds_samples(model):
+    x = melodies()
+    z = tf.random.normal([B, Z], seed=2)
+    seed = tf.constant([5, 6])
+    _, free = model.decoder.step_loop(z, seed=seed)
+    _, all_sampled = model.decoder.step_loop(z, targets=x, sample_probability=1.0, seed=seed)
+    np.testing.assert_array_equal(all_sampled.numpy(), free.numpy())
+    _, half = model.decoder.step_loop(z, targets=x, sample_probability=0.5, seed=seed)
+    from_truth = np.mean(half.numpy() == x)
+    assert 0.3 < from_truth < 0.8
+
+
+def test_decode_shapes_and_determinism(model):
+    z = tf.random.normal([B, Z], seed=3)
+    a = model.decode(z, temperature=1.0, rng_seed=7).numpy()
+    assert a.shape == (B, T) and a.dtype == np.int32
+    assert a.min() >= 0 and a.max() < 90
+    np.testing.assert_array_equal(model.decode(z, 1.0, rng_seed=7).numpy(), a)
+    assert not np.array_equal(model.decode(z, 1.0, rng_seed=8).numpy(), a)
+    greedy = model.decode(z, 0.0, rng_seed=1).numpy()
+    np.testing.assert_array_equal(model.decode(z, 0.0, rng_seed=2).numpy(), greedy)
+    # Per-example temperatures: rows with temperature 0 are the greedy rows.
+    mixed = model.decode(z, np.array([0.0, 1.0, 0.0, 1.0], np.float32), rng_seed=7).numpy()
+    np.testing.assert_array_equal(mixed[[0, 2]], greedy[[0, 2]])
+    np.testing.assert_array_equal(mixed[[1, 3]], a[[1, 3]])
+
+
+def test_fit_and_evaluate_log_the_metrics():
+    m = MusicVAE(**{**TINY, "use_hier": True,
+                    "beta_settings": dict(start_beta=0.0, end_beta=1.0, duration=10)})
+    m.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x = melodies(8)
+    history = m.fit(x, batch_size=4, epochs=1, validation_data=(x,), verbose=0)
+    keys = set(history.history)
+    assert TRAIN_KEYS <= keys
+    assert {"val_" + k for k in TRAIN_KEYS} | {"val_sampled_accuracy"} <= keys
+    assert "sampled_accuracy" not in keys
+    logs = m.evaluate(x, batch_size=4, verbose=0, return_dict=True)
+    assert set(logs) == TRAIN_KEYS | {"sampled_accuracy"}
+    assert logs["beta"] == pytest.approx(0.2)  # two steps done: beta_schedule(2, 0, 1, 10)
+    assert all(np.isfinite(v) for v in logs.values())
+
+
+def test_scheduled_sampling_training_and_no_clipping():
+    m = MusicVAE(**{**TINY, "sampling_settings": {"schedule": "inverse_sigmoid", "rate": 10.0},
+                    "max_grad_norm": None})
+    assert not m.teacher_forcing_only
+    m.compile(optimizer=keras.optimizers.Adam(1e-3))
+    before = [v.numpy().copy() for v in m.trainable_variables]
+    logs = m.train_on_batch(melodies(), return_dict=True)
+    assert logs["sampling_prob"] == pytest.approx(sampling_probability(0, "inverse_sigmoid", 10.0))
+    assert logs["beta"] == pytest.approx(beta_schedule(0, 0.0, 0.2, 20000))
+    changed = [not np.array_equal(a, v.numpy()) for a, v in zip(before, m.trainable_variables)]
+    assert sum(changed) >= len(changed) - 1  # (the conductor's zero-input kernel may not move)
+
+
+def test_jit_compiled_training():
+    one_layer = dict(embed_size=8, hidden_size=16, n_layers=1)
+    m = MusicVAE(**{**TINY, "use_hier": True, "encoder_params": one_layer,
+                    "decoder_params": one_layer,
+                    "conductor_params": dict(hidden_size=16, n_layers=1)})
+    m.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    logs = m.train_on_batch(melodies(), return_dict=True)
+    assert np.isfinite(logs["loss"])
+
+
+def test_tiny_model_overfits_a_few_melodies():
+    keras.utils.set_random_seed(0)
+    params = dict(embed_size=16, hidden_size=64, n_layers=1)
+    m = MusicVAE(seq_len=T, z_size=16, encoder_params=params, decoder_params=params,
+                 beta_settings=dict(start_beta=0.0, end_beta=0.0, duration=0), free_bits=0.0)
+    m.compile(optimizer=keras.optimizers.Adam(3e-3))
+    x = melodies(8, seed=11)
+    m.fit(tf.data.Dataset.from_tensors(x).repeat(), epochs=1, steps_per_epoch=300, verbose=0)
+    accuracy = np.mean(np.argmax(m(x).numpy(), axis=-1) == x)
+    assert accuracy > 0.95
