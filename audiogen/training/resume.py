@@ -26,7 +26,7 @@ def find_resume_checkpoint(run_dir, resume, resume_from=None):
 
 
 def check_same_config(resume_path, config, extra=None):
-    """Raise ValueError naming each key whose saved value differs from the requested config.
+    """Raise ValueError naming each key of `config` whose saved value differs.
 
     `extra` holds training arguments that must match too (e.g. {"sample_rate": 16000}); they
     are compared with the run's saved training arguments.
@@ -37,8 +37,8 @@ def check_same_config(resume_path, config, extra=None):
         return
     extra = extra or {}
     saved_args = load_training_args(saved_dir)
-    saved = dict(saved, **{k: saved_args.get(k, v) for k, v in extra.items()})
     requested = dict(config, **extra)
+    saved = {k: saved_args.get(k, v) if k in extra else saved.get(k) for k, v in requested.items()}
     keys = config_differences(saved, requested)
     if keys:
         lines = "\n  ".join(describe_differences(saved, requested, keys))
