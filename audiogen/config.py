@@ -11,6 +11,8 @@ import json
 import os
 import warnings
 
+from audiogen.files import atomic_path
+
 CONFIG_SUFFIX = ".config.json"
 RESOLVED_CONFIG_NAME = "resolved.config.json"
 MODELS = ("samplernn", "musicvae")
@@ -129,13 +131,10 @@ def resolve_config(raw, source="config"):
 
 def save_config(config, run_dir):
     """Write the resolved config into `run_dir` (atomically); returns its path."""
-    os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, RESOLVED_CONFIG_NAME)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2, sort_keys=True)
         f.write("\n")
-    os.replace(tmp, path)
     return path
 
 

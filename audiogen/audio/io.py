@@ -11,13 +11,14 @@ container, not the extension). Not supported by tensorflow-io 0.37, hence report
 """
 import dataclasses
 import os
-import tempfile
 
 import numpy as np
 import soundfile
 import tensorflow as tf
 import tensorflow_io as tfio
 from tensorflow_io.python.ops import core_ops
+
+from audiogen.files import atomic_path
 
 SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -186,17 +187,8 @@ def save_wav(path, samples, sample_rate):
         raise ValueError(f"save_wav({path}): samples contain NaN or infinite values")
     pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".wav")
-    os.close(fd)
-    try:
+    with atomic_path(path, ".wav") as tmp:
         soundfile.write(tmp, pcm, sample_rate, format="WAV", subtype="PCM_16")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

@@ -1,6 +1,7 @@
 """Argument types shared by the command-line tools."""
 import argparse
 import sys
+import warnings
 
 
 def str2bool(value):
@@ -49,6 +50,11 @@ def cycle_temperatures(temperatures, num_seqs):
         if t <= 0:
             raise ValueError(f"--temperature values must be positive, got {t}")
     return [temperatures[i % len(temperatures)] for i in range(num_seqs)]
+
+
+def plain_warnings():
+    """Show warnings as one `warning: ...` line (no source line) on the command line."""
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
 
 
 def fail(message, code=2):

@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from audiogen.cli.args import fail, positive_float
+from audiogen.cli.args import fail, plain_warnings, positive_float
 from audiogen.config import ConfigError, load_config, load_run_config
 from audiogen.training.checkpoints import resolve_checkpoint, run_dir_of
 
@@ -67,6 +67,7 @@ def numbered_paths(output_path, count):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    plain_warnings()
     if args.num_seqs < 1:
         return fail(f"--num_seqs must be at least 1, got {args.num_seqs}")
     try:

@@ -9,10 +9,12 @@ import argparse
 import json
 import sys
 
-from audiogen.cli.args import add_bool, fail, int_or_none, positive_float, str2bool
+from audiogen.cli.args import (add_bool, fail, int_or_none, plain_warnings, positive_float,
+                               str2bool)
 from audiogen.config import (MUSICVAE_EXTRA_DEFAULTS, MUSICVAE_SEED_DEFAULTS, ConfigError,
                              load_config, with_overrides)
 
+SHARED_FLAGS = ("batch_size", "learning_rate")  # SampleRNN training flags, MusicVAE config keys
 SAMPLERNN_BATCH_SIZE = 64
 SAMPLERNN_LEARNING_RATE = 0.001
 
@@ -86,7 +88,7 @@ def build_parser():
     musicvae = parser.add_argument_group(
         "MusicVAE config overrides (default: the value in --config_file)")
     for key, default in {**MUSICVAE_SEED_DEFAULTS, **MUSICVAE_EXTRA_DEFAULTS}.items():
-        if isinstance(default, dict) or key in ("batch_size", "learning_rate"):
+        if isinstance(default, dict) or key in SHARED_FLAGS:
             continue
         kind = {bool: str2bool, int: int, float: float}.get(type(default), str)
         musicvae.add_argument(f"--{key}", type=kind, default=None,
@@ -98,11 +100,12 @@ def build_parser():
 
 
 def config_overrides(args):
-    """{dotted.key: value} from the MusicVAE flags and --set (only those given)."""
+    """{dotted.key: value} from the MusicVAE flags and --set (only those given; --batch_size and
+    --learning_rate, shared with SampleRNN's training flags, are left to the caller)."""
     overrides = {}
     for key in {**MUSICVAE_SEED_DEFAULTS, **MUSICVAE_EXTRA_DEFAULTS}:
         value = getattr(args, key, None)
-        if value is not None:
+        if value is not None and key not in SHARED_FLAGS:
             overrides[key] = value
     for item in args.set:
         key, sep, text = item.partition("=")
@@ -117,11 +120,12 @@ def config_overrides(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    plain_warnings()
     try:
         config = load_config(args.config_file)
         overrides = config_overrides(args)
         if config["model"] == "musicvae":
-            overrides.update({k: getattr(args, k) for k in ("batch_size", "learning_rate")
+            overrides.update({k: getattr(args, k) for k in SHARED_FLAGS
                               if getattr(args, k) is not None})
         if overrides:
             config = with_overrides(config, overrides)

@@ -1,4 +1,5 @@
 """SampleRNN training run: datasets, model, resume, callbacks, `fit`."""
+import math
 import os
 
 import keras
@@ -69,8 +70,12 @@ def run(args, config):
     model = model_from_config(config)
     model.build_for_batch(batch_size)
     optimizer = build_optimizer(make_optimizer(args.optimizer, learning_rate, args.momentum), model)
+    # One compiled execution walks the windows of a batch of pieces (or divides --steps_per_epoch).
+    per_execution = info.windows_per_piece
+    if args.steps_per_epoch:
+        per_execution = math.gcd(per_execution, args.steps_per_epoch)
     model.compile(optimizer=optimizer, jit_compile=args.jit_compile,
-                  steps_per_execution=info.windows_per_piece)
+                  steps_per_execution=per_execution)
     store = CheckpointStore(run_dir, model, optimizer, max_to_keep=args.max_checkpoints)
     initial_epoch = 0
     if resume_path:

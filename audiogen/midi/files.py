@@ -17,12 +17,12 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 import warnings
 
 import numpy as np
 
+from audiogen.files import atomic_path
 from audiogen.midi import melody as mel
 
 with warnings.catch_warnings():
@@ -90,17 +90,8 @@ def write_midi(classes_or_list, path, qpm=mel.DEFAULT_QPM, **kwargs):
     """
     path = os.fspath(path)
     sequence = mel.melody_to_note_sequence(_to_numpy(classes_or_list), qpm=qpm, **kwargs)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".mid")
-    os.close(fd)
-    try:
+    with atomic_path(path, ".mid") as tmp:
         note_seq.note_sequence_to_midi_file(sequence, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 
@@ -329,13 +320,9 @@ def _load_cache(path):
 
 
 def _save_cache(path, slices, report):
-    folder = os.path.dirname(path)
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, slices=slices, report=np.array(json.dumps(report.to_dict())))
-        os.replace(tmp, path)
+        with atomic_path(path, ".npz") as tmp:
+            np.savez(tmp, slices=slices, report=np.array(json.dumps(report.to_dict())))
     except OSError as e:
         warnings.warn(f"could not write melody cache {path}: {e}")
         return False

@@ -15,6 +15,8 @@ import os
 
 import tensorflow as tf
 
+from audiogen.files import atomic_path
+
 CHECKPOINT_DIR = "checkpoints"
 TRAINING_ARGS_NAME = "training.json"
 
@@ -107,12 +109,10 @@ def build_optimizer(optimizer, model):
 
 def save_training_args(run_dir, args):
     """Write the training arguments (a dict) beside the checkpoints, atomically."""
-    os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, TRAINING_ARGS_NAME)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(args, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
-    os.replace(path + ".tmp", path)
     return path
 
 
