@@ -1,0 +1,216 @@
+"""Compiled SampleRNN generation: one XLA call for all samples of all sequences.
+
+The sampler runs nested `tf.while_loop`s inside one `tf.function(jit_compile=True)`: the top tier
+loops over its frames, every tier steps only at its own frame boundaries, and the innermost loop
+produces one sample per iteration for the whole batch. Work that changes only once per frame is
+done once per frame:
+
+* the sample-level MLP's input layer *and* first hidden layer are folded into a lookup table
+  `[frame_size, q_levels, dim]` (no nonlinearity lies between them), so a sample costs a
+  gather-add of `frame_size` rows, one `dim x dim` layer and the output layer;
+* the bottom tier's upsampling is folded with that first hidden layer too, so its conditioning
+  arrives already multiplied through (one matrix product per bottom frame).
+
+Sampling draws from `softmax(logits / temperature)` by inverse CDF with one
+`tf.random.stateless_uniform` number per sequence and sample (drawn once per bottom frame, seeded
+by `(rng_seed, position)`),
+so a fixed `rng_seed` gives the same audio every time (stateful RNG is ignored under XLA).
+`tf.random.stateless_categorical` computes the same distribution but draws `q_levels` random
+numbers per sample, which under XLA on CPU made it the most expensive op of the loop.
+
+Positions: the model sees `frame_sizes[-1]` samples of silence, then the seed (left-padded with
+silence to a multiple of the top frame size), then the generated samples, exactly as a training
+piece begins with silence and continues window after window. The seed is consumed by the frame
+tiers in one teacher-forced pass from the learned initial states.
+"""
+import numpy as np
+import tensorflow as tf
+from tensorflow.compiler.tf2xla.python import xla
+
+from audiogen.audio.quantize import silence_level
+from audiogen.samplernn.layers import levels_to_inputs
+
+
+def generate(model, num_samples, temperatures, seed_levels=None, rng_seed=0,
+             return_logits=False):
+    """Generate `len(temperatures)` sequences with a SampleRNN `model`.
+
+    Args:
+        model: a `SampleRNN` (built or not).
+        num_samples: int, samples to generate after the seed.
+        temperatures: sequence of float > 0, one per sequence (batch size `B`).
+        seed_levels: optional int `[B, S]` (or `[S]`, used for every sequence) quantized priming
+            audio; the frame tiers consume all of it before generation begins.
+        rng_seed: int, seed of the stateless sampling RNG.
+        return_logits: bool, also return the unscaled logits of each generated sample
+            (`[B, num_samples, q_levels]`), for inspection and tests.
+
+    Returns:
+        int32 `[B, S + num_samples]`: the seed followed by the generated levels (and the logits
+        when `return_logits`). The compiled function is cached per (B, S, num_samples,
+        return_logits) on the model, so repeated calls do not retrace.
+    """
+    temps = np.asarray(temperatures, np.float32).reshape([-1])
+    if temps.size == 0 or np.any(temps <= 0):
+        raise ValueError(f"temperatures must be a non-empty list of positive floats, "
+                         f"got {temperatures!r}")
+    batch = int(temps.size)
+    num_samples = int(num_samples)
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be positive, got {num_samples}")
+    if seed_levels is None:
+        seed = np.zeros([batch, 0], np.int32)
+    else:
+        seed = np.asarray(seed_levels, np.int32)
+        if seed.ndim == 1:
+            seed = seed[None]
+        if seed.ndim != 2 or seed.shape[0] not in (1, batch):
+            raise ValueError(f"seed_levels must be [{batch}, S] or [S], got shape {seed.shape}")
+        seed = np.broadcast_to(seed, [batch, seed.shape[1]])
+        if seed.size and (seed.min() < 0 or seed.max() >= model.q_levels):
+            raise ValueError(f"seed_levels must lie in [0, {model.q_levels})")
+    model.build()
+    key = (batch, int(seed.shape[1]), num_samples, bool(return_logits))
+    cache = model._untracked.generate_fns
+    if key not in cache:
+        cache[key] = _make_generate_fn(model, *key)
+    out, logits = cache[key](tf.constant(seed), tf.constant(1.0 / temps),
+                             tf.constant(int(rng_seed) % 2**31, tf.int32))
+    return (out, logits) if return_logits else out
+
+
+def _make_generate_fn(model, batch, seed_len, num_samples, return_logits):
+    sizes = list(reversed(model.frame_sizes))                # top to bottom
+    top, f0 = sizes[0], sizes[-1]
+    q, dim, b = model.q_levels, model.dim, batch
+    tiers, mlp = model.tiers, model.mlp
+    pad = (-seed_len) % top
+    prefix = top + pad + seed_len                            # samples before the first generated
+    num_frames = -(-num_samples // top)
+    num_gen = num_frames * top
+    silence = silence_level(model.q_type, model.q_levels)
+    state_counts = model.state_sizes
+
+    @tf.function(jit_compile=True, autograph=False)
+    def run(seed, inv_temp, rng_seed):
+        # --- per-call folding of the MLP's first two layers and the bottom upsampling ---
+        table, bias1, w1 = mlp.folded_tables()
+        table = tf.reshape(table, [f0 * q, dim])
+        offsets = tf.range(f0)[:, None] * q                    # [f0, 1]
+        bottom = tiers[-1]
+        up_kernel = tf.reshape(
+            tf.einsum("dfe,ek->dfk", tf.reshape(bottom.upsample_kernel, [dim, f0, dim]), w1),
+            [dim, f0 * dim])
+        up_bias = tf.reshape(
+            tf.matmul(tf.reshape(bottom.upsample_bias, [f0, dim]), w1) + bias1, [f0 * dim])
+
+        # --- buffer (time-major) and priming ---
+        buffer = tf.concat([tf.fill([top + pad, b], silence), tf.transpose(seed),
+                            tf.zeros([num_gen, b], tf.int32)], axis=0)
+        states = model.initial_states(b)
+        if seed_len:
+            _, states = model.frame_tiers(tf.transpose(buffer[:prefix]), states)
+        logits_buf = tf.zeros([num_gen, b, q] if return_logits else [], tf.float32)
+
+        def sample_loop(pos0, cond, buffer, logits_buf):
+            """`f0` samples from position `pos0`; `cond` `[f0, b, dim]` (folded)."""
+            uniform = tf.random.stateless_uniform([f0, b], seed=tf.stack([rng_seed, pos0]),
+                                                  alg="philox")
+            def body(i, buffer, logits_buf):
+                pos = pos0 + i
+                prev = tf.slice(buffer, tf.stack([pos - f0, 0]), [f0, b])
+                rows = tf.gather(table, prev + offsets)                        # [f0, b, dim]
+                h1 = tf.nn.relu(tf.reduce_sum(rows, axis=0) + tf.gather(cond, i))
+                logits = mlp.head(h1)                                          # [b, q]
+                sample = sample_categorical(logits, inv_temp, tf.gather(uniform, i))
+                buffer = _put_row(buffer, sample[None], pos)
+                if return_logits:
+                    logits_buf = _put_row(logits_buf, logits[None], pos - prefix)
+                return i + 1, buffer, logits_buf
+
+            _, buffer, logits_buf = tf.while_loop(
+                lambda i, *_: i < f0, body, [tf.constant(0), buffer, logits_buf],
+                maximum_iterations=f0)
+            return buffer, logits_buf
+
+        def frame_loop(k, pos0, steps, conds, tier_states, buffer, logits_buf):
+            """`steps` frames of tier k from position `pos0`; `conds` `[steps, b, dim]` or None.
+
+            `tier_states` is the flat list of the states of tiers k and below.
+            """
+            tier = tiers[k]
+            size, n_own = tier.frame_size, state_counts[k]
+
+            def body(j, flat_states, buffer, logits_buf):
+                pos = pos0 + j * size
+                frame = tf.transpose(tf.slice(buffer, tf.stack([pos - size, 0]), [size, b]))
+                cond = None if conds is None else tf.gather(conds, j)
+                out, own = tier.rnn.step(tier.project(levels_to_inputs(frame, q), cond),
+                                         flat_states[:n_own])
+                lower = list(flat_states[n_own:])
+                if k + 1 < len(tiers):
+                    ratio = tier.upsample_ratio
+                    sub = tf.transpose(tf.reshape(tier.upsample(out), [b, ratio, dim]), [1, 0, 2])
+                    lower, buffer, logits_buf = frame_loop(k + 1, pos, ratio, sub, lower,
+                                                           buffer, logits_buf)
+                else:
+                    cond0 = tf.matmul(out, up_kernel) + up_bias
+                    cond0 = tf.transpose(tf.reshape(cond0, [b, f0, dim]), [1, 0, 2])
+                    buffer, logits_buf = sample_loop(pos, cond0, buffer, logits_buf)
+                return j + 1, own + lower, buffer, logits_buf
+
+            _, flat, buffer, logits_buf = tf.while_loop(
+                lambda j, *_: j < steps, body,
+                [tf.constant(0), list(tier_states), buffer, logits_buf],
+                maximum_iterations=steps)
+            return flat, buffer, logits_buf
+
+        _, buffer, logits_buf = frame_loop(0, tf.constant(prefix), num_frames, None, states,
+                                           buffer, logits_buf)
+        out = tf.transpose(buffer[top + pad:top + pad + seed_len + num_samples])
+        if return_logits:
+            logits_buf = tf.transpose(logits_buf[:num_samples], [1, 0, 2])
+        return out, logits_buf
+
+    return run
+
+
+def sample_categorical(logits, inv_temp, uniform):
+    """One draw per row from `softmax(logits * inv_temp)` by inverse CDF.
+
+    Args: `logits` `[B, q]`, `inv_temp` `[B]`, `uniform` `[B]` numbers in [0, 1). Returns int32
+    `[B]`. The CDF is searched in two levels (blocks of ~sqrt(q) levels, then inside the chosen
+    block) with small triangular matrix products, because a length-q `cumsum` lowers to a slow
+    O(q^2) reduce-window under XLA on CPU. `tf.random.stateless_categorical` would draw q random
+    numbers per row; under XLA on CPU it was the costliest op of the sampling loop (14 us for one
+    row, 117 us for four, against ~1-4 us here).
+    """
+    batch, q = tf.shape(logits)[0], logits.shape[-1]
+    block = int(np.ceil(np.sqrt(q)))
+    blocks = -(-q // block)
+    scaled = logits * inv_temp[:, None]
+    weights = tf.exp(scaled - tf.reduce_max(scaled, axis=-1, keepdims=True))
+    if blocks * block > q:
+        weights = tf.pad(weights, [[0, 0], [0, blocks * block - q]])
+    weights = tf.reshape(weights, [batch, blocks, block])
+    block_sums = tf.reduce_sum(weights, axis=-1)                               # [B, blocks]
+    upper = np.triu(np.ones([blocks, blocks], np.float32))
+    inclusive = tf.matmul(block_sums, upper)
+    exclusive = tf.matmul(block_sums, upper - np.eye(blocks, dtype=np.float32))
+    target = uniform[:, None] * inclusive[:, -1:]                               # [B, 1]
+    chosen = tf.minimum(tf.reduce_sum(tf.cast(inclusive <= target, tf.int32), -1), blocks - 1)
+    inner = tf.matmul(tf.gather(weights, chosen, batch_dims=1),
+                      np.triu(np.ones([block, block], np.float32)))
+    inner = inner + tf.gather(exclusive, chosen, batch_dims=1)[:, None]
+    index = chosen * block + tf.reduce_sum(tf.cast(inner <= target, tf.int32), -1)
+    return tf.minimum(index, q - 1)
+
+
+def _put_row(buffer, rows, pos):
+    """Write `rows` `[1, ...]` into time-major `buffer` at time `pos`, in place under XLA.
+
+    (`tf.tensor_scatter_nd_update` here was fused by XLA into a loop that rewrote the whole
+    buffer on every sample, making generation quadratic in its length.)
+    """
+    start = [pos] + [0] * (len(buffer.shape) - 1)
+    return xla.dynamic_update_slice(buffer, rows, tf.stack(start))
