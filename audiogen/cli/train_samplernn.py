@@ -10,6 +10,7 @@ from audiogen.audio.io import save_wav
 from audiogen.audio.quantize import dequantize
 from audiogen.cli.args import cycle_temperatures, fail
 from audiogen.cli.seed_audio import load_seed_levels, parse_offset
+from audiogen.cli.train import SAMPLERNN_BATCH_SIZE, SAMPLERNN_LEARNING_RATE
 from audiogen.config import save_config
 from audiogen.data.audio_dataset import make_audio_datasets
 from audiogen.samplernn.model import SampleRNN
@@ -39,8 +40,8 @@ def make_optimizer(name, learning_rate, momentum):
 
 
 def run(args, config):
-    batch_size = args.batch_size or 64
-    learning_rate = args.learning_rate or 0.001
+    batch_size = SAMPLERNN_BATCH_SIZE if args.batch_size is None else args.batch_size
+    learning_rate = SAMPLERNN_LEARNING_RATE if args.learning_rate is None else args.learning_rate
     try:
         if not args.data_dir:
             raise ValueError("--data_dir is required to train a SampleRNN")
