@@ -3,6 +3,8 @@ _PUBLIC = {
     "make_audio_datasets": ("audiogen.data.audio_dataset", "make_audio_datasets"),
     "AudioDatasets": ("audiogen.data.audio_dataset", "AudioDatasets"),
     "AudioDatasetInfo": ("audiogen.data.audio_dataset", "AudioDatasetInfo"),
+    "make_melody_datasets": ("audiogen.data.melody_dataset", "make_melody_datasets"),
+    "MelodyDatasets": ("audiogen.data.melody_dataset", "MelodyDatasets"),
 }
 __all__ = sorted(_PUBLIC)
 
