@@ -127,3 +127,14 @@ def test_empty_corpus_counts_files(tmp_path, capsys):
     assert code != 0
     err = capsys.readouterr().err
     assert "MIDI files found" in err and "rejected" in err and "no 4/4" in err
+
+
+def test_ckpt_path_starts_a_new_run_from_another_runs_checkpoint(trained_run, capsys):
+    tmp_path, config, logdir, run_dir = trained_run
+    source = os.path.join(run_dir, "checkpoints", "ckpt-20")
+    code = train.main(["--config_file", config, "--id", "finetune", "--logdir_root", logdir,
+                       "--ckpt_path", source, "--num_steps", "30"])
+    assert code == 0
+    assert "Resumed from" in capsys.readouterr().out
+    names = os.listdir(os.path.join(logdir, "finetune", "checkpoints"))
+    assert "ckpt-30.index" in names and "ckpt-20.index" not in names

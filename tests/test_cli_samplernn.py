@@ -196,3 +196,43 @@ def test_bad_inputs_fail_clearly(corpus, tmp_path, capsys):
     assert train.main(args) != 0
     assert "'seq_len' (100) must be divisible" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(tmp_path, "logdir"))
+
+
+def test_resume_from_seeded_generation_interval_and_quiet_progress(trained, corpus, tmp_path,
+                                                                   capsys):
+    """--resume_from another run, --seed/--seed_offset for audio generated in training,
+    --checkpoint_every, --momentum with rmsprop and --verbose false (a progress bar, no step
+    lines)."""
+    source = os.path.join(trained, "logdir", "run", "checkpoints", "ckpt-2")
+    args = train_args(corpus, str(tmp_path), "--num_epochs", "4", "--resume_from", source,
+                      "--checkpoint_every", "2", "--optimizer", "rmsprop", "--momentum", "0.5",
+                      "--seed", os.path.join(corpus, "tone1.wav"), "--seed_offset", "800",
+                      "--verbose", "false")
+    assert train.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Resumed from" in printed and "at epoch 2" in printed
+    assert not re.search(r"^epoch \d+ step", printed, re.M)
+    assert checkpoints(str(tmp_path)) == [4]
+    (name,) = os.listdir(os.path.join(tmp_path, "generated", "run"))
+    audio, _ = sf.read(os.path.join(tmp_path, "generated", "run", name))
+    # up to 1 s of seed (the file has RATE - 800 samples left after the offset), then
+    # output_file_dur of generated audio
+    assert len(audio) == RATE - 800 + RATE // 4
+    expected = load_audio(os.path.join(corpus, "tone1.wav"), RATE)[800:]
+    np.testing.assert_allclose(audio[:RATE - 800], expected, atol=0.02)
+
+
+def test_generate_config_file_override_must_match_the_checkpoint(trained, tmp_path, capsys):
+    run = os.path.join(trained, "logdir", "run")
+    out = str(tmp_path / "o.wav")
+    same = os.path.join(run, "resolved.config.json")
+    renamed = str(tmp_path / "same.config.json")
+    with open(same) as f, open(renamed, "w") as g:
+        g.write(f.read())
+    assert generate.main(["--checkpoint_path", run, "--output_path", out, "--dur", "0.1",
+                          "--config_file", renamed]) == 0
+    other = tiny_config(str(tmp_path / "other"), dim=24)
+    assert generate.main(["--checkpoint_path", run, "--output_path", out + "2.wav",
+                          "--dur", "0.1", "--config_file", other]) != 0
+    assert "does not match the config's model" in capsys.readouterr().err
+    assert not os.path.exists(out + "2.wav")

@@ -17,7 +17,8 @@ from audiogen.samplernn.model import SampleRNN
 from audiogen.samplernn.sampler import generate
 from audiogen.training.callbacks import (EpochCheckpoint, decayed_learning_rate,
                                          normalize_checkpoint_policy)
-from audiogen.training.checkpoints import CheckpointStore, build_optimizer, save_training_args
+from audiogen.training.checkpoints import (CheckpointStore, build_optimizer, load_training_args,
+                                           run_dir_of, save_training_args)
 from audiogen.training.logging import StepLogger
 from audiogen.training.resume import check_same_config, find_resume_checkpoint
 
@@ -37,6 +38,24 @@ def make_optimizer(name, learning_rate, momentum):
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=momentum)
     return keras.optimizers.RMSprop(learning_rate, momentum=momentum)
+
+
+def restore_for_resume(store, resume_path, optimizer_name, config):
+    """Restore weights, epoch and (when the optimizer kind is unchanged) optimizer state."""
+    saved = load_training_args(run_dir_of(resume_path)).get("optimizer", optimizer_name)
+    if saved == optimizer_name:
+        return store.restore(resume_path)
+    print(f"Note: {resume_path} was trained with {saved}; {optimizer_name} starts with fresh "
+          f"optimizer state")
+    # Restore into a twin, so that no deferred restoration of the old optimizer's slots
+    # stays attached to the model that is trained.
+    twin = model_from_config(config).build_for_batch(1)
+    twin_store = CheckpointStore(store.run_dir, twin)
+    epoch = twin_store.restore(resume_path, with_optimizer=False)
+    store.model.set_weights(twin.get_weights())
+    store.best.assign(twin_store.best)
+    store.counter.assign(epoch)
+    return epoch
 
 
 def run(args, config):
@@ -75,14 +94,14 @@ def run(args, config):
     per_execution = info.windows_per_piece
     if args.steps_per_epoch:
         per_execution = math.gcd(per_execution, args.steps_per_epoch)
-    model.compile(optimizer=optimizer, jit_compile=args.jit_compile,
-                  steps_per_execution=per_execution)
     store = CheckpointStore(run_dir, model, optimizer, max_to_keep=args.max_checkpoints)
     initial_epoch = 0
     if resume_path:
-        initial_epoch = store.restore(resume_path)
+        initial_epoch = restore_for_resume(store, resume_path, args.optimizer, config)
         print(f"Resumed from {resume_path} at epoch {initial_epoch} "
               f"(optimizer step {int(optimizer.iterations.numpy())})")
+    model.compile(optimizer=optimizer, jit_compile=args.jit_compile,
+                  steps_per_execution=per_execution)
     save_config(config, run_dir)
     save_training_args(run_dir, {k: v for k, v in vars(args).items()
                                  if k not in ("set",)} | {"batch_size": batch_size,

@@ -34,6 +34,7 @@ class CheckpointStore:
 
     def __init__(self, run_dir, model, optimizer=None, max_to_keep=5, subdir=CHECKPOINT_DIR):
         self.run_dir = run_dir
+        self.model = model
         self.directory = os.path.join(run_dir, subdir)
         self.counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="counter")
         # Best monitored value so far, kept in the checkpoint so `Best` survives a resume.
