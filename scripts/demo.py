@@ -30,8 +30,8 @@ def main():
     step("SampleRNN: train on data/demo/audio (16 kHz piano)", train.main, [
         "--data_dir", "data/demo/audio", "--config_file", "configs/samplernn-small.config.json",
         "--id", "samplernn-piano", "--logdir_root", logdir, "--output_dir", OUT,
-        "--sample_rate", "16000", "--batch_size", "16", "--num_epochs", "2",
-        "--steps_per_epoch", "160", "--output_file_dur", "2", "--verbose", "false"])
+        "--sample_rate", "16000", "--batch_size", "8", "--num_epochs", "2",
+        "--steps_per_epoch", "250", "--output_file_dur", "2", "--verbose", "false"])
     step("SampleRNN: generate 2 clips of 4 s", generate.main, [
         "--checkpoint_path", os.path.join(logdir, "samplernn-piano"),
         "--output_path", os.path.join(OUT, "piano.wav"), "--num_seqs", "2",
