@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench venv clean
+.PHONY: demo test test-fast venv clean
 
 venv: $(STAMP)
 
@@ -23,10 +23,6 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
-
-bench: $(STAMP)
-	$(PY) benchmarks/bench_generate.py
-	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
