@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast venv clean
+.PHONY: demo test test-fast bench venv clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,11 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
+
+# Speed benchmarks (benchmarks/README.md): tables on stdout, JSON in benchmarks/results/.
+bench: $(STAMP)
+	$(PY) benchmarks/bench_generate.py
+	$(PY) benchmarks/bench_train.py --quick
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

@@ -289,3 +289,37 @@ def test_tbptt_state_carries_information_across_windows():
     carried, reset = train(False), train(True)
     assert carried > 0.95, carried
     assert reset < 0.8, reset
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_frame_lookup_sum_gradient_equals_the_embedding_convolution(jit_compile):
+    """The hand-written gradient of the MLP's input layer equals automatic differentiation of
+    the plain formulation: embed the previous `frame_size` levels, one matmul per position."""
+    from audiogen.samplernn.layers import frame_lookup_sum
+    rng = np.random.default_rng(3)
+    frame, q, emb, dim, batch, steps = 4, 16, 8, 12, 3, 10
+    embedding = tf.constant(rng.normal(size=[q, emb]), tf.float32)
+    kernel = tf.constant(rng.normal(size=[frame, emb, dim]), tf.float32)
+    levels = tf.constant(rng.integers(0, q, [batch, steps + frame - 1]), tf.int32)
+    upstream = tf.constant(rng.normal(size=[batch, steps, dim]), tf.float32)
+
+    def fast(e, k):
+        return frame_lookup_sum(tf.einsum("qe,fed->fqd", e, k), levels)
+
+    def plain(e, k):
+        embedded = tf.gather(e, levels)                                  # [B, T + f - 1, emb]
+        return tf.add_n([tf.tensordot(embedded[:, j:j + steps], k[j], 1) for j in range(frame)])
+
+    @tf.function(jit_compile=jit_compile)
+    def value_and_grads(fn):
+        with tf.GradientTape() as tape:
+            tape.watch([embedding, kernel])
+            out = fn(embedding, kernel)
+            loss = tf.reduce_sum(out * upstream)
+        return out, [tf.convert_to_tensor(g) for g in tape.gradient(loss, [embedding, kernel])]
+
+    out_fast, grads_fast = value_and_grads(fast)
+    out_plain, grads_plain = value_and_grads(plain)
+    np.testing.assert_allclose(out_fast, out_plain, rtol=1e-5, atol=1e-5)
+    for g_fast, g_plain in zip(grads_fast, grads_plain):
+        np.testing.assert_allclose(g_fast, g_plain, rtol=1e-4, atol=1e-4)

@@ -12,7 +12,9 @@ Two ways to run a decoder, sharing the same weights:
   `batch * n_subsequences` short sequences.
 * `step_loop(z, ...)`: one `tf.while_loop` over the time steps with the whole stack stepped per
   step; needed whenever the input of step t depends on the output of step t-1 (scheduled sampling,
-  free-running generation). Same logits as the fast path when fed the truth (tested).
+  free-running generation). Same logits as the fast path when fed the truth (tested). Training
+  with scheduled sampling runs it forward only, to choose the inputs, then trains the fast path
+  on those inputs (`MusicVAE._forward`).
 
 Token vocabulary (the melody data contract): 90 classes, 0 = no event, 1 = note-off,
 2..89 = MIDI pitches 21..108.
@@ -27,6 +29,33 @@ VOCAB_SIZE = 90
 
 
 # --- recurrent helpers --------------------------------------------------------------------------
+#
+# Sequences are time-major `[time, batch, features]` inside the whole-sequence path, so that an
+# input projection is one plain matmul `[time * batch, features] @ kernel` (and its gradient two
+# plain matmuls). The loop itself runs in one of two layouts, chosen by batch size
+# (`_feature_major_for`, measured on a 2-core AVX-512 CPU):
+#
+# * feature-major for small batches: projections `[time, 4 units, batch]`, state `[units, batch]`.
+#   The recurrent matmul of a step is then `R^T [4 units, units] @ h [units, batch]`, the large
+#   weight on the left, which oneDNN runs markedly faster than `h @ R` at batch 32-64; the gates
+#   are contiguous row blocks and the backward step `R @ dz` needs no transposed R. This costs a
+#   transpose of the projections before the loop and of their gradient after it.
+# * batch-major for large batches (the hierarchical decoder's batch * n_subsequences rows), where
+#   the matmuls are efficient either way: no transposes at all.
+#
+# Loop variables: the data-dependent ones (the input projections of the forward loop, the saved
+# activations of the backward loop) come first. While compiling, XLA's oneDNN matmul rewriter
+# tries to constant-fold the operands of every matmul, which evaluates a while loop's initial
+# values in order until one depends on the data; large zero-initialised TensorArrays placed first
+# made the 16-bar train step spend ~12 s of its compilation there.
+
+_FEATURE_MAJOR_MAX_BATCH = 256
+
+
+def _feature_major_for(batch):
+    """Loop layout of the whole-sequence LSTM for this (static or dynamic) batch size."""
+    return not (isinstance(batch, int) and batch >= _FEATURE_MAJOR_MAX_BATCH)
+
 
 def _static_or_dynamic(tensor, axis):
     static = tensor.shape[axis]
@@ -41,96 +70,178 @@ def _check_default_activations(cell):
                          f"tanh / sigmoid activations only, got {names}")
 
 
-def _lstm_recurrence(n):
+def _zeros_for_none(values, like):
+    return [tf.zeros_like(ref) if v is None else v for v, ref in zip(values, like)]
+
+
+def _swap_last(x):
+    """`[time, a, b]` -> `[time, b, a]`."""
+    return tf.transpose(x, [0, 2, 1])
+
+
+def _flat(x):
+    """`[time, batch, features]` -> `[time * batch, features]`."""
+    return tf.reshape(x, [-1, x.shape[-1]])
+
+
+def _column_sums(x):
+    """Sum over the rows of a matrix, as a matmul (XLA's CPU reductions over many rows are slow)."""
+    return tf.matmul(tf.ones([1, tf.shape(x)[0]], x.dtype), x)[0]
+
+
+def _lstm_recurrence(n, feature_major):
     """The recurrent part of `n` LSTMs in lockstep, with a hand-written gradient.
 
-    Takes `n` time-major input projections `[time, batch, 4 units]` (already reversed in time for
-    backward LSTMs), `n` recurrent kernels and `n` initial `h`, `c`; returns the `n` stacked
-    outputs `[time, batch, units]`, then the `n` final `h` and the `n` final `c`.
+    Takes `n` input projections `[time, batch, 4 units]` (without bias; already reversed in time
+    for backward LSTMs), `n` recurrent kernels `[units, 4 units]`, `n` biases `[4 units]` and `n`
+    initial `h`, `c` `[batch, units]`; returns the `n` stacked outputs `[time, batch, units]`,
+    then the `n` final `h` and the `n` final `c`. `feature_major` picks the layout of the loop
+    (see the notes above); the results do not depend on it.
 
-    The backward pass walks time once with one matmul per step (`dz_t @ R^T`); the gradient of the
-    recurrent kernel, `sum_t h_{t-1}^T dz_t`, is then one large matmul instead of an accumulation
-    inside the loop (what automatic differentiation of the loop would do), which makes training
-    about a third faster on CPU.
+    The backward pass walks time once with one matmul per step (`dh_{t-1} = dz_t R^T`); the
+    gradients of the recurrent kernel, `sum_t h_{t-1}^T dz_t`, and of the bias are then computed
+    for all steps at once after the loop (one large matmul each) instead of being accumulated
+    inside it (what automatic differentiation of the loop would do).
     """
+    gate_axis = 0 if feature_major else -1
+    to_loop = _swap_last if feature_major else (lambda x: x)          # [T, N, F] <-> loop layout
+    state_to_loop = tf.transpose if feature_major else (lambda x: x)  # [N, H] <-> loop layout
 
     @tf.custom_gradient
     def recurrence(*args):
-        projs, kernels = args[:n], args[n:2 * n]
-        h0s, c0s = args[2 * n:3 * n], args[3 * n:]
+        projs, kernels, biases = args[:n], args[n:2 * n], args[2 * n:3 * n]
+        h0s, c0s = args[3 * n:4 * n], args[4 * n:]
+        dtype = projs[0].dtype
         steps = _static_or_dynamic(projs[0], 0)
-        xs = [tf.TensorArray(p.dtype, size=steps).unstack(p) for p in projs]
+        xs = [tf.TensorArray(dtype, size=steps).unstack(to_loop(p)) for p in projs]
+        if feature_major:
+            kernels_t = [tf.transpose(k) for k in kernels]  # [4H, H], once per call
+            biases_in = [b[:, None] for b in biases]
 
-        def body(t, hs, cs, h_ta, c_ta, g_ta):
+            def recurrent(k, h):
+                return tf.matmul(kernels_t[k], h)
+        else:
+            biases_in = biases
+
+            def recurrent(k, h):
+                return tf.matmul(h, kernels[k])
+
+        def body(t, xs, hs, cs, h_ta, c_ta, g_ta):
             out = ([], [], [], [], [])
             for k in range(n):
-                z = xs[k].read(t) + tf.matmul(hs[k], kernels[k])
-                z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
+                z = xs[k].read(t) + biases_in[k] + recurrent(k, hs[k])
+                z_i, z_f, z_g, z_o = tf.split(z, 4, axis=gate_axis)
                 i, f, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o)
                 g = tf.tanh(z_g)
                 c = f * cs[k] + i * g
                 h = o * tf.tanh(c)
                 for lst, value in zip(out, (h, c, h_ta[k].write(t, h), c_ta[k].write(t, c),
-                                            g_ta[k].write(t, tf.concat([i, f, g, o], -1)))):
+                                            g_ta[k].write(t, tf.concat([i, f, g, o],
+                                                                       gate_axis)))):
                     lst.append(value)
-            return (t + 1,) + out
+            return (t + 1, xs) + out
 
-        arrays = [[tf.TensorArray(projs[0].dtype, size=steps) for _ in range(n)]
-                  for _ in range(3)]
-        _, h_last, c_last, h_ta, c_ta, g_ta = tf.while_loop(
-            lambda t, *_: t < steps, body, (tf.constant(0), list(h0s), list(c0s)) + tuple(arrays),
-            maximum_iterations=steps)
-        hs = [ta.stack() for ta in h_ta]
+        arrays = [[tf.TensorArray(dtype, size=steps) for _ in range(n)] for _ in range(3)]
+        init_h = [state_to_loop(h) for h in h0s]
+        init_c = [state_to_loop(c) for c in c0s]
+        # The inputs come first among the loop variables (see the note at the top of this part).
+        _, _, h_last, c_last, h_ta, c_ta, g_ta = tf.while_loop(
+            lambda t, *_: t < steps, body,
+            (tf.constant(0), xs, init_h, init_c) + tuple(arrays), maximum_iterations=steps)
+        hs = [ta.stack() for ta in h_ta]                  # loop layout
         cs = [ta.stack() for ta in c_ta]
         gates = [ta.stack() for ta in g_ta]
+        outputs = [to_loop(h) for h in hs]                # [T, N, H]
 
         def grad(*upstream):
-            d_out = [tf.zeros_like(hs[k]) if upstream[k] is None else upstream[k]
-                     for k in range(n)]
-            d_h_last = [tf.zeros_like(h0s[k]) if upstream[n + k] is None else upstream[n + k]
-                        for k in range(n)]
-            d_c_last = [tf.zeros_like(c0s[k]) if upstream[2 * n + k] is None
-                        else upstream[2 * n + k] for k in range(n)]
-            c_prev = [tf.concat([c0s[k][None], cs[k][:-1]], axis=0) for k in range(n)]
-            reads = [[tf.TensorArray(projs[0].dtype, size=steps).unstack(v[k]) for k in range(n)]
-                     for v in (d_out, cs, c_prev, gates)]
-            dz_arrays = [tf.TensorArray(projs[0].dtype, size=steps) for _ in range(n)]
-            kernels_t = [tf.transpose(kernels[k]) for k in range(n)]
+            d_out = [to_loop(d) for d in _zeros_for_none(upstream[:n], outputs)]
+            d_h_last = [state_to_loop(d) for d in _zeros_for_none(upstream[n:2 * n], h0s)]
+            d_c_last = [state_to_loop(d) for d in _zeros_for_none(upstream[2 * n:], c0s)]
+            c_prev = [tf.concat([init_c[k][None], cs[k][:-1]], axis=0) for k in range(n)]
+            # Saved activations first, the (possibly all-zero) output gradients last.
+            saved = [[tf.TensorArray(dtype, size=steps).unstack(v[k]) for k in range(n)]
+                     for v in (gates, cs, c_prev, d_out)]
+            dz_arrays = [tf.TensorArray(dtype, size=steps) for _ in range(n)]
 
-            def back(j, dhs, dcs, dz_ta):
+            def back(j, saved, dhs, dcs, dz_ta):
                 t = steps - 1 - j
                 new_dh, new_dc, new_dz = [], [], []
                 for k in range(n):
-                    d_o_ta, c_ta_, cp_ta, gate_ta = (r[k] for r in reads)
-                    i, f, g, o = tf.split(gate_ta.read(t), 4, axis=-1)
+                    gate_ta, c_ta_, cp_ta, d_o_ta = (r[k] for r in saved)
+                    i, f, g, o = tf.split(gate_ta.read(t), 4, axis=gate_axis)
                     dh = d_o_ta.read(t) + dhs[k]
                     tanh_c = tf.tanh(c_ta_.read(t))
                     dc = dcs[k] + dh * o * (1.0 - tf.square(tanh_c))
                     dz = tf.concat([dc * g * i * (1.0 - i),
                                     dc * cp_ta.read(t) * f * (1.0 - f),
                                     dc * i * (1.0 - tf.square(g)),
-                                    dh * tanh_c * o * (1.0 - o)], axis=-1)
-                    new_dh.append(tf.matmul(dz, kernels_t[k]))
+                                    dh * tanh_c * o * (1.0 - o)], axis=gate_axis)
+                    if feature_major:
+                        new_dh.append(tf.matmul(kernels[k], dz))
+                    else:
+                        new_dh.append(tf.matmul(dz, kernels[k], transpose_b=True))
                     new_dc.append(dc * f)
                     new_dz.append(dz_ta[k].write(t, dz))
-                return j + 1, new_dh, new_dc, new_dz
+                return j + 1, saved, new_dh, new_dc, new_dz
 
-            _, dh0, dc0, dz_ta = tf.while_loop(
-                lambda j, *_: j < steps, back, (tf.constant(0), d_h_last, d_c_last, dz_arrays),
-                maximum_iterations=steps)
-            d_projs, d_kernels = [], []
+            _, _, dh0, dc0, dz_ta = tf.while_loop(
+                lambda j, *_: j < steps, back,
+                (tf.constant(0), saved, d_h_last, d_c_last, dz_arrays), maximum_iterations=steps)
+            d_projs, d_kernels, d_biases = [], [], []
             for k in range(n):
-                dz = dz_ta[k].stack()                                  # [T, N, 4H]
-                h_prev = tf.concat([h0s[k][None], hs[k][:-1]], axis=0)  # [T, N, H]
-                units = tf.shape(h_prev)[-1]
-                d_kernels.append(tf.matmul(tf.reshape(h_prev, [-1, units]),
-                                           tf.reshape(dz, [-1, 4 * units]), transpose_a=True))
+                dz = to_loop(dz_ta[k].stack())                                # [T, N, 4H]
+                h_prev = tf.concat([h0s[k][None], outputs[k][:-1]], axis=0)   # [T, N, H]
+                d_kernels.append(tf.matmul(_flat(h_prev), _flat(dz), transpose_a=True))
+                d_biases.append(_column_sums(_flat(dz)))
                 d_projs.append(dz)
-            return tuple(d_projs) + tuple(d_kernels) + tuple(dh0) + tuple(dc0)
+            return (tuple(d_projs) + tuple(d_kernels) + tuple(d_biases)
+                    + tuple(state_to_loop(d) for d in dh0) + tuple(state_to_loop(d) for d in dc0))
 
-        return tuple(hs) + tuple(h_last) + tuple(c_last), grad
+        return (tuple(outputs) + tuple(state_to_loop(h) for h in h_last)
+                + tuple(state_to_loop(c) for c in c_last)), grad
 
     return recurrence
+
+
+def _project(cell, x, constant=None):
+    """Input projection of a whole time-major sequence `x` `[time, batch, features]` ->
+    `[time, batch, 4 units]` (without bias). `constant` (`[batch, const_features]`) is an input
+    repeated at every step after `x` on the feature axis: it is projected once."""
+    width = x.shape[-1]
+    kernel = cell.kernel[:width] if constant is not None else cell.kernel
+    p = tf.matmul(_flat(x), kernel)
+    p = tf.reshape(p, tf.concat([tf.shape(x)[:2], [4 * cell.units]], axis=0))
+    if constant is not None:
+        p = p + tf.matmul(constant, cell.kernel[width:])[None]
+    return p
+
+
+def _bias(cell):
+    if cell.use_bias:
+        return tf.convert_to_tensor(cell.bias)
+    return tf.zeros([4 * cell.units])
+
+
+def _run_lstm(cells, projections, states):
+    """Run built LSTMCells over whole time-major sequences in one `tf.while_loop` (lockstep).
+
+    Args:
+        cells: `n` built `keras.layers.LSTMCell`s with the default activations.
+        projections: `n` input projections `[time, batch, 4 units_k]` from `_project`, each in
+            the order its cell walks time.
+        states: `n` pairs `(h, c)`, each `[batch, units_k]`.
+    Returns:
+        `(outputs, final_states)`: `n` outputs `[time, batch, units_k]` (in walking order) and
+        `n` pairs `(h, c)`.
+    """
+    n = len(cells)
+    for cell in cells:
+        _check_default_activations(cell)
+    feature_major = _feature_major_for(projections[0].shape[1])
+    results = _lstm_recurrence(n, feature_major)(
+        *projections, *[tf.convert_to_tensor(cell.recurrent_kernel) for cell in cells],
+        *[_bias(cell) for cell in cells], *[s[0] for s in states], *[s[1] for s in states])
+    return list(results[:n]), list(zip(results[n:2 * n], results[2 * n:]))
 
 
 def run_lstm_sequences(cells, inputs, states, reverse=None, constants=None):
@@ -150,25 +261,14 @@ def run_lstm_sequences(cells, inputs, states, reverse=None, constants=None):
     n = len(cells)
     reverse = reverse or [False] * n
     constants = constants or [None] * n
-    projected = []
+    projections = []
     for cell, x, const, backwards in zip(cells, inputs, constants, reverse):
-        _check_default_activations(cell)
-        width = x.shape[-1]
-        p = tf.tensordot(x, cell.kernel[:width], axes=1)
-        if const is not None:
-            p = p + tf.matmul(const, cell.kernel[width:])[:, None, :]
-        if cell.use_bias:
-            p = p + cell.bias
-        p = tf.transpose(p, [1, 0, 2])  # time major
-        projected.append(tf.reverse(p, [0]) if backwards else p)
-    results = _lstm_recurrence(n)(
-        *projected, *[tf.convert_to_tensor(cell.recurrent_kernel) for cell in cells],
-        *[s[0] for s in states], *[s[1] for s in states])
-    outputs = []
-    for k in range(n):
-        out = tf.reverse(results[k], [0]) if reverse[k] else results[k]
-        outputs.append(tf.transpose(out, [1, 0, 2]))
-    return outputs, list(zip(results[n:2 * n], results[2 * n:]))
+        x = tf.transpose(x, [1, 0, 2])  # time major
+        projections.append(_project(cell, tf.reverse(x, [0]) if backwards else x, const))
+    outputs, finals = _run_lstm(cells, projections, states)
+    outputs = [tf.transpose(tf.reverse(out, [0]) if backwards else out, [1, 0, 2])
+               for out, backwards in zip(outputs, reverse)]
+    return outputs, finals
 
 
 class LSTMStack(keras.layers.Layer):
@@ -225,12 +325,49 @@ class LSTMStack(keras.layers.Layer):
         """Whole sequence, layer by layer: `x` `[batch, time, features]` -> (`[batch, time,
         units]`, final states). `constant` (`[batch, features_c]`), if given, is an input of the
         bottom layer at every step, after `x` on the feature axis."""
+        out, final = self.sequence_time_major(tf.transpose(x, [1, 0, 2]), states, constant)
+        return tf.transpose(out, [1, 0, 2]), final
+
+    def sequence_time_major(self, x, states, constant=None):
+        """`sequence` on time-major sequences: `x` `[time, batch, features]` -> (`[time, batch,
+        units]`, final states)."""
         final = []
         for cell, state in zip(self.cells, states):
-            (x,), (state,) = run_lstm_sequences([cell], [x], [state], constants=[constant])
+            (x,), (state,) = _run_lstm([cell], [_project(cell, x, constant)], [state])
             constant = None
             final.append(state)
         return x, final
+
+    def step_params(self, first_input_projected=False):
+        """Per layer `(stacked kernel, recurrent kernel, bias)` as tensors, read once for a loop
+        of `step_with_params` calls. The stacked kernel `[features + units, 4 units]` is the
+        input kernel over the recurrent one, so that a step is one matmul of `[x, h]` (None for
+        the bottom layer when `first_input_projected`)."""
+        params = []
+        for layer, cell in enumerate(self.cells):
+            recurrent = tf.convert_to_tensor(cell.recurrent_kernel)
+            stacked = (None if layer == 0 and first_input_projected
+                       else tf.concat([cell.kernel, recurrent], axis=0))
+            params.append((stacked, recurrent, _bias(cell)))
+        return params
+
+    @staticmethod
+    def step_with_params(params, x, states, first_input_projection=None):
+        """One time step with the LSTMCell maths (the cells' default activations): `x`
+        `[batch, features]` -> (`[batch, units]`, new states). `first_input_projection`
+        (`[batch, 4 units]`), if given, replaces `x @ kernel` of the bottom layer (e.g. a
+        projection computed before the loop; see `step_params`)."""
+        new_states = []
+        for layer, ((stacked, recurrent, bias), (h, c)) in enumerate(zip(params, states)):
+            if layer == 0 and first_input_projection is not None:
+                z = first_input_projection + tf.matmul(h, recurrent)
+            else:
+                z = tf.matmul(tf.concat([x, h], axis=-1), stacked)
+            z_i, z_f, z_g, z_o = tf.split(z + bias, 4, axis=-1)
+            c = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_g)
+            x = h = tf.sigmoid(z_o) * tf.tanh(c)
+            new_states.append((h, c))
+        return x, new_states
 
     def get_config(self):
         config = super().get_config()
@@ -297,12 +434,16 @@ class Encoder(keras.layers.Layer):
         self.sigma_dense.build((None, 2 * self.hidden_size))
 
     def call(self, x):
-        h = self.embedding(tf.cast(x, tf.int32))
+        h = tf.transpose(self.embedding(tf.cast(x, tf.int32)), [1, 0, 2])  # [T, B, E]
         zero = tf.zeros([tf.shape(x)[0], self.hidden_size])
-        for fw, bw in zip(self.forward_cells, self.backward_cells):
-            (out_fw, out_bw), ((h_fw, _), (h_bw, _)) = run_lstm_sequences(
-                [fw, bw], [h, h], [(zero, zero), (zero, zero)], reverse=[False, True])
-            h = tf.concat([out_fw, out_bw], axis=-1)
+        for layer, (fw, bw) in enumerate(zip(self.forward_cells, self.backward_cells)):
+            # The backward direction reads its input reversed in time; only its outputs, when a
+            # next layer needs them, are reversed back.
+            (out_fw, out_bw), ((h_fw, _), (h_bw, _)) = _run_lstm(
+                [fw, bw], [_project(fw, h), _project(bw, tf.reverse(h, [0]))],
+                [(zero, zero), (zero, zero)])
+            if layer + 1 < self.n_layers:
+                h = tf.concat([out_fw, tf.reverse(out_bw, [0])], axis=-1)  # [T, B, 2H]
         last = tf.concat([h_fw, h_bw], axis=-1)
         return self.mu_dense(last), self.sigma_dense(last)
 
@@ -368,11 +509,12 @@ class _AutoregressiveDecoder(keras.layers.Layer):
         prev = tf.concat([tf.zeros_like(emb[:, :1]), emb[:, :-1]], axis=1)
         # Segments side by side: [B*S, L, E], each with its constant input cond_j (the input of
         # step t is [prev_t, cond_j], as in `step_loop`).
-        prev = tf.reshape(prev, [batch * segs, seg_len, self.embed_size])
+        prev = tf.transpose(tf.reshape(prev, [batch * segs, seg_len, self.embed_size]),
+                            [1, 0, 2])                                   # [L, B*S, E]
         cond = tf.reshape(cond, [batch * segs, self._cond_size])
         init = self.lstm.state_from_flat(self.initial_state(cond))
-        out, _ = self.lstm.sequence(prev, init, constant=cond)           # [B*S, L, H]
-        logits = self.output_dense(out)
+        out, _ = self.lstm.sequence_time_major(prev, init, constant=cond)  # [L, B*S, H]
+        logits = self.output_dense(tf.transpose(out, [1, 0, 2]))         # [B*S, L, V]
         return tf.reshape(logits, [batch, self.seq_len, self.vocab_size])
 
     def call(self, x, z):
@@ -403,6 +545,13 @@ class _AutoregressiveDecoder(keras.layers.Layer):
         seg_len = self.seq_len // self._n_segments
         cond = self.conditioning(z)                                      # [B, S, D]
         init_flat = self.initial_state(cond)                             # [B, S, state]
+        params = self.lstm.step_params(first_input_projected=True)
+        # The bottom layer's input is [embedding of the previous token, cond_j]: its projection
+        # is a row of `token_proj` plus `cond_proj[:, j]`, both computed once before the loop.
+        kernel = tf.convert_to_tensor(self.lstm.cells[0].kernel)
+        cond_proj = tf.tensordot(cond, kernel[self.embed_size:], axes=1)  # [B, S, 4H]
+        token_proj = tf.matmul(tf.convert_to_tensor(self.embedding.embeddings),
+                               kernel[:self.embed_size])                 # [vocab, 4H]
         temperature = tf.broadcast_to(tf.cast(temperature, tf.float32), [batch])
         greedy = temperature <= 0.0
         scale = tf.where(greedy, 1.0, temperature)[:, None]
@@ -413,14 +562,16 @@ class _AutoregressiveDecoder(keras.layers.Layer):
             sample_probability = tf.cast(
                 0.0 if sample_probability is None else sample_probability, tf.float32)
 
-        def body(t, prev_emb, states, logits_ta, tokens_ta):
+        def body(t, prev_proj, states, logits_ta, tokens_ta):
             segment = t // seg_len
-            fresh = self.lstm.state_from_flat(tf.gather(init_flat, segment, axis=1))
-            starts = tf.equal(t % seg_len, 0)
-            states = [(tf.where(starts, h0, h), tf.where(starts, c0, c))
-                      for (h0, c0), (h, c) in zip(fresh, states)]
-            x = tf.concat([prev_emb, tf.gather(cond, segment, axis=1)], axis=-1)
-            out, states = self.lstm.step(x, states)
+            if self._n_segments > 1:
+                fresh = self.lstm.state_from_flat(tf.gather(init_flat, segment, axis=1))
+                starts = tf.equal(t % seg_len, 0)
+                states = [(tf.where(starts, h0, h), tf.where(starts, c0, c))
+                          for (h0, c0), (h, c) in zip(fresh, states)]
+            proj = prev_proj + tf.gather(cond_proj, segment, axis=1)
+            out, states = self.lstm.step_with_params(params, None, states,
+                                                     first_input_projection=proj)
             logits = self.output_dense(out)
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
             seeds = tf.random.experimental.stateless_split(step_seed, 2)
@@ -433,13 +584,15 @@ class _AutoregressiveDecoder(keras.layers.Layer):
                 token = tf.where(use_drawn, drawn, targets[:, t])
             else:
                 token = drawn
-            return (t + 1, self.embedding(token), states, logits_ta.write(t, logits),
+            return (t + 1, tf.gather(token_proj, token), states, logits_ta.write(t, logits),
                     tokens_ta.write(t, token))
 
-        init_states = self.lstm.zero_state(batch)  # replaced at t = 0 by the segment's state
+        # With one segment the state starts from it; otherwise it is replaced at t = 0.
+        init_states = (self.lstm.state_from_flat(init_flat[:, 0]) if self._n_segments == 1
+                       else self.lstm.zero_state(batch))
         _, _, _, logits_ta, tokens_ta = tf.while_loop(
             lambda t, *_: t < self.seq_len, body,
-            (tf.constant(0), tf.zeros([batch, self.embed_size]), init_states,
+            (tf.constant(0), tf.zeros([batch, 4 * self.hidden_size]), init_states,
              tf.TensorArray(tf.float32, size=self.seq_len),
              tf.TensorArray(tf.int32, size=self.seq_len)),
             maximum_iterations=self.seq_len)

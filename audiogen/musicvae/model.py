@@ -11,6 +11,10 @@ from audiogen.training.losses import (
 from audiogen.training.schedules import SAMPLING_SCHEDULES, beta_schedule, sampling_probability
 
 _DEFAULTS = MUSICVAE_SEED_DEFAULTS
+# The model code has no Python control flow on tensors (its loops are explicit `tf.while_loop`s),
+# so AutoGraph's source transformation is skipped: it was about half of the tracing time of a
+# train step (seconds per compile).
+_no_autograph = tf.autograph.experimental.do_not_convert
 _EVAL_SEED = (20180710, 0)  # fixed: validation losses are deterministic
 TRAIN_METRICS = ("loss", "r_loss", "kl_bits", "beta", "sampling_prob", "accuracy")
 EVAL_METRICS = TRAIN_METRICS + ("sampled_accuracy",)
@@ -149,6 +153,7 @@ class MusicVAE(keras.Model):
 
     # --- forward ----------------------------------------------------------------------------
 
+    @_no_autograph
     def call(self, inputs, training=False):
         mu, _ = self.encoder(inputs)
         return self.decoder.teacher_forced(inputs, mu)
@@ -161,9 +166,14 @@ class MusicVAE(keras.Model):
         if not training or self.teacher_forcing_only:
             logits = self.decoder.teacher_forced(x, z)
         else:
-            logits, _ = self.decoder.step_loop(
-                z, targets=x, sample_probability=sample_prob,
+            # Scheduled sampling: the step loop picks the input of every step (the truth or a
+            # token drawn from the model). Those choices carry no gradient, so the logits (and
+            # their gradient) are those of the decoder teacher forced on the chosen inputs:
+            # the step loop runs forward only, the fast whole-sequence path does the training.
+            _, fed = self.decoder.step_loop(
+                tf.stop_gradient(z), targets=x, sample_probability=sample_prob,
                 seed=tf.random.experimental.stateless_fold_in(seed, 2))
+            logits = self.decoder.teacher_forced(tf.stop_gradient(fed), z)
         r_loss = tf.reduce_mean(sequence_cross_entropy(x, logits))
         kl = kl_divergence_diag_normal(mu, sigma)
         kl_cost = tf.reduce_mean(free_bits_kl_penalty(kl, self.free_bits))
@@ -189,6 +199,7 @@ class MusicVAE(keras.Model):
             self.trackers[name].update_state(value)
         return {name: self.trackers[name].result() for name in names}
 
+    @_no_autograph
     def train_step(self, data):
         x = self._unpack(data)
         step, beta, prob = self._schedules()
@@ -203,6 +214,7 @@ class MusicVAE(keras.Model):
         self.optimizer.apply(grads, variables)
         return self._log(TRAIN_METRICS, (loss, r_loss, kl_bits, beta, prob, accuracy))
 
+    @_no_autograph
     def test_step(self, data):
         """Teacher-forced losses and accuracy, plus `sampled_accuracy`: greedy free-running
         decoding from `z = mu` compared with the input."""
@@ -218,11 +230,11 @@ class MusicVAE(keras.Model):
 
     # --- inference ----------------------------------------------------------------------------
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def _encode(self, x):
         return self.encoder(x)
 
-    @tf.function(reduce_retracing=True, jit_compile=True)
+    @tf.function(reduce_retracing=True, jit_compile=True, autograph=False)
     def _decode(self, z, temperature, seed):
         return self.decoder.step_loop(z, temperature=temperature, seed=seed)[1]
 

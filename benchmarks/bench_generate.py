@@ -1,0 +1,235 @@
+"""SampleRNN generation speed on this machine, next to PRiSM SampleRNN and the math floor.
+
+For the small config (dim 256, 2 GRU layers, frame sizes [16, 64]) and `default.config.json`
+(dim 1024, 4 GRU layers), with num_seqs 1, 4 and 16, each cell runs in its own process (so its
+peak RSS is its own) and reports:
+
+* generation: `audiogen.samplernn.sampler.generate` (the path `generate.py` uses), timed on a
+  second call after a first one that compiles it (steady state, as PRiSM's figures are);
+* floor: the model's dense/RNN math alone for the same number of steps, in one compiled function
+  with the same matmul shapes (every tier's RNN step, input and upsampling matmuls at its frame
+  rate, the sample-level MLP's dim x dim and output layers at every sample), no sampling, no
+  lookups, no nested loops; `floor ratio` = generation time / floor time (target <= 1.5);
+* samples/s over all sequences, per sequence, the real-time factor (seconds of audio made per
+  second of wall time, all sequences) and the ratio to PRiSM (target >= 5, where PRiSM has a
+  figure);
+* peak RSS of the process (`ru_maxrss`).
+
+`--full` also generates 16 x 10 s with the default config in one more process, timed on its first
+call (compilation included), for the memory target (peak RSS < 4 GiB).
+
+    .venv/bin/python benchmarks/bench_generate.py            # ~4 minutes
+    .venv/bin/python benchmarks/bench_generate.py --full     # + 16 x 10 s default (~10 minutes)
+    .venv/bin/python benchmarks/bench_generate.py --configs small --num_seqs 1 4
+
+Prints a table and writes benchmarks/results/bench_generate.json.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+RESULTS = os.path.join(REPO, "benchmarks", "results", "bench_generate.json")
+SAMPLE_RATE = 16000
+CONFIGS = {
+    "small": os.path.join(REPO, "configs", "samplernn-small.config.json"),
+    "default": os.path.join(REPO, "default.config.json"),
+}
+# Samples generated per sequence in each timed cell (the default config is ~50x slower).
+NUM_SAMPLES = {"small": 2 * SAMPLE_RATE, "default": SAMPLE_RATE // 4}
+# PRiSM SampleRNN on this 2-core CPU (issue "Speed"), samples/s over all sequences.
+PRISM = {("small", 1): 2600, ("small", 4): 5600, ("default", 1): 258, ("default", 4): 607}
+TARGET_PRISM_RATIO = 5.0
+TARGET_FLOOR_RATIO = 1.5
+RSS_LIMIT_GIB = 4.0
+MODEL_KEYS = ("frame_sizes", "dim", "rnn_type", "num_rnn_layers", "q_type", "q_levels",
+              "emb_size", "skip_conn")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--num_seqs", nargs="+", type=int, default=[1, 4, 16])
+    p.add_argument("--num_samples", type=int, default=None,
+                   help=f"samples per sequence (default: per config, {NUM_SAMPLES})")
+    p.add_argument("--full", action="store_true",
+                   help="also generate 16 x 10 s with the default config (peak RSS target)")
+    p.add_argument("--output", default=RESULTS, help="JSON results file")
+    p.add_argument("--worker", nargs=3, metavar=("CONFIG", "NUM_SEQS", "NUM_SAMPLES"),
+                   help=argparse.SUPPRESS)
+    p.add_argument("--no_warmup", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def build_model(config_name):
+    from audiogen.samplernn import SampleRNN
+    with open(CONFIGS[config_name], encoding="utf-8") as f:
+        config = json.load(f)
+    model = SampleRNN(**{k: config[k] for k in MODEL_KEYS})
+    model.build()
+    return model
+
+
+def make_floor_fn(model, batch, num_samples):
+    """The model's dense/RNN math for `num_samples` steps of `batch` sequences, compiled.
+
+    One flat loop per tier, each running that tier's steps for the whole clip: the RNN step with
+    its input projection and upsampling (the bottom tier's upsampling has the sampler's folded
+    shape `[dim, frame_size * dim]`), then the MLP's `dim x dim` and output layers per sample.
+    Inputs are fixed tensors; each loop carries its state so no iteration can be skipped.
+    """
+    import tensorflow as tf
+    tiers, mlp, dim = model.tiers, model.mlp, model.dim
+    f0, top = model.frame_sizes[0], model.frame_sizes[-1]
+    num_gen = -(-num_samples // top) * top
+    up_kernel = tf.random.normal([dim, f0 * dim], stddev=0.01)
+
+    def loop(steps, body, init):
+        return tf.while_loop(lambda i, *_: i < steps, lambda i, *v: (i + 1,) + body(*v),
+                             (tf.constant(0),) + init, maximum_iterations=steps)[1:]
+
+    @tf.function(jit_compile=True, autograph=False)
+    def floor():
+        results = []
+        for k, tier in enumerate(tiers):
+            frame = tf.zeros([batch, tier.frame_size])
+            cond = tf.zeros([batch, dim])
+
+            def tier_body(states, acc, tier=tier, frame=frame, cond=cond, k=k):
+                out, states = tier.rnn.step(tier.project(frame, cond), states)
+                if k + 1 < len(tiers):
+                    up = tier.upsample(out)
+                else:
+                    up = tf.matmul(out, up_kernel)
+                return states, acc + up[:, :dim]
+
+            states, acc = loop(num_gen // tier.frame_size, tier_body,
+                               (model.tiers[k].rnn.initial_states(batch), tf.zeros([batch, dim])))
+            results.append(acc)
+
+        def sample_body(h1, acc):
+            logits = mlp.head(h1)
+            return tf.nn.relu(h1 + 1e-3 * logits[:, :1]), acc + logits
+
+        h1, acc = loop(num_gen, sample_body, (tf.ones([batch, dim]), tf.zeros([batch, model.q_levels])))
+        return tf.add_n([tf.reduce_sum(r) for r in results]) + tf.reduce_sum(acc)
+
+    return floor
+
+
+def run_cell(config_name, num_seqs, num_samples, warmup=True):
+    """One (config, num_seqs) cell in this process; returns its row."""
+    import numpy as np
+    import tensorflow as tf
+    from audiogen.samplernn.sampler import generate
+
+    model = build_model(config_name)
+    temps = np.full([num_seqs], 1.0, np.float32)
+    row = {"config": config_name, "num_seqs": num_seqs, "num_samples": num_samples,
+           "dim": model.dim, "num_rnn_layers": model.num_rnn_layers,
+           "frame_sizes": list(model.frame_sizes)}
+    start = time.perf_counter()
+    if warmup:
+        np.asarray(generate(model, num_samples, temps, rng_seed=1))
+        row["first_call_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+    out = np.asarray(generate(model, num_samples, temps, rng_seed=2))
+    gen_s = time.perf_counter() - start
+    assert out.shape == (num_seqs, num_samples)
+    row["generate_s"] = gen_s
+    row["compiled_before_timing"] = warmup
+
+    floor = make_floor_fn(model, num_seqs, num_samples)
+    float(floor())  # compile
+    start = time.perf_counter()
+    float(floor())
+    row["floor_s"] = time.perf_counter() - start
+    row["floor_ratio"] = gen_s / row["floor_s"]
+
+    total = num_seqs * num_samples
+    row["samples_per_s"] = total / gen_s
+    row["samples_per_s_per_seq"] = num_samples / gen_s
+    row["real_time_factor"] = total / SAMPLE_RATE / gen_s
+    prism = PRISM.get((config_name, num_seqs))
+    row["prism_samples_per_s"] = prism
+    row["prism_ratio"] = row["samples_per_s"] / prism if prism else None
+    row["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["tensorflow"] = tf.__version__
+    return row
+
+
+def spawn_cell(config_name, num_seqs, num_samples, warmup=True):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", config_name, str(num_seqs),
+           str(num_samples)] + ([] if warmup else ["--no_warmup"])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise RuntimeError(f"benchmark cell {config_name} x{num_seqs} failed "
+                           f"(exit {proc.returncode})")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def print_table(rows):
+    head = (f"{'config':<8}{'seqs':>5}{'samples':>9}{'gen s':>8}{'samples/s':>11}{'per seq':>9}"
+            f"{'RTF':>7}{'PRiSM':>7}{'xPRiSM':>8}{'floor s':>9}{'floor x':>8}{'RSS MiB':>9}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        prism = r["prism_samples_per_s"]
+        print(f"{r['config']:<8}{r['num_seqs']:>5}{r['num_samples']:>9}{r['generate_s']:>8.2f}"
+              f"{r['samples_per_s']:>11.0f}{r['samples_per_s_per_seq']:>9.0f}"
+              f"{r['real_time_factor']:>7.2f}{'' if not prism else prism:>7}"
+              f"{'' if not prism else format(r['prism_ratio'], '.1f'):>8}"
+              f"{r['floor_s']:>9.2f}{r['floor_ratio']:>8.2f}{r['peak_rss_mib']:>9.0f}"
+              + ("" if r["compiled_before_timing"] else "  (timed on the first call)"))
+    print(f"samples/s over all sequences at {SAMPLE_RATE} Hz; RTF = seconds of audio per second; "
+          f"xPRiSM target >= {TARGET_PRISM_RATIO}; floor x = generation time / math-floor time "
+          f"(target <= {TARGET_FLOOR_RATIO}); RSS = peak resident memory of the cell's process "
+          f"(target < {RSS_LIMIT_GIB} GiB for 16 x 10 s default).")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        name, seqs, samples = args.worker
+        print(json.dumps(run_cell(name, int(seqs), int(samples), not args.no_warmup)))
+        return 0
+    start = time.perf_counter()
+    load_before = os.getloadavg()
+    rows = []
+    cells = [(c, n, args.num_samples or NUM_SAMPLES[c], True)
+             for c in args.configs for n in args.num_seqs]
+    if args.full:
+        cells.append(("default", 16, 10 * SAMPLE_RATE, False))
+    for cell in cells:
+        row = spawn_cell(*cell)
+        rows.append(row)
+        print(f"[{time.perf_counter() - start:5.0f} s] {row['config']} x{row['num_seqs']}: "
+              f"{row['samples_per_s']:.0f} samples/s, floor ratio {row['floor_ratio']:.2f}, "
+              f"RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
+    print()
+    print_table(rows)
+    result = {"benchmark": "bench_generate", "argv": sys.argv[1:] if argv is None else argv,
+              "cpu_count": os.cpu_count(), "platform": platform.platform(),
+              "load_average_before": [round(x, 2) for x in load_before],
+              "load_average_after": [round(x, 2) for x in os.getloadavg()],
+              "total_s": time.perf_counter() - start, "results": rows}
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    print(f"total {result['total_s']:.0f} s; results: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

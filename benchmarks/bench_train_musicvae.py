@@ -1,0 +1,258 @@
+"""MusicVAE training speed on this machine, next to the PyTorch reference figures.
+
+Two models at the sizes of the issue "Speed" (item 2):
+
+* `flat-2bar`: 2 bars (32 steps), encoder bidirectional LSTM 512 x1, decoder LSTM 256 x2, z 256,
+  embeddings 32, batch 64.
+* `hier-16bar`: 16 bars (256 steps), encoder 512 x1, conductor 256 x2 over 16 subsequences,
+  c 256, decoder 256 x2, z 256, embeddings 32, batch 32.
+
+Each runs with teacher forcing (`tf`: constant schedule, rate 0) and with scheduled sampling
+(`ss`: inverse_sigmoid, rate 1000: a step loop picks the inputs, then the teacher-forced pass
+trains on them). For each the script compiles the train step (`model.compile(jit_compile=True)`
+as the CLI does; the first step is timed as "compile"), then times `--steps` steps of
+`model.fit`, one by one; steps/s come from the median step time (robust to the other jobs of a
+shared machine; the mean is in the JSON too):
+
+* model only: a fixed synthetic random batch (no input pipeline);
+* end to end: the real melodies of data/demo/midi/oneills from `make_melody_datasets` (its
+  extraction cache is used; the 16-bar corpus is small, so the dataset is repeated);
+* pipeline only: the same dataset iterated without the model.
+
+Prints a table and writes benchmarks/results/bench_train_musicvae.json.
+
+    .venv/bin/python benchmarks/bench_train_musicvae.py            # ~4 minutes (mostly compiling)
+    .venv/bin/python benchmarks/bench_train_musicvae.py --quick    # ~3 minutes
+    .venv/bin/python benchmarks/bench_train_musicvae.py --models flat-2bar --modes tf --steps 60
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DATA_DIR = os.path.join(REPO, "data", "demo", "midi", "oneills")
+RESULTS = os.path.join(REPO, "benchmarks", "results", "bench_train_musicvae.json")
+
+MODELS = {
+    "flat-2bar": dict(slice_bar=2, batch_size=64, params=dict(
+        z_size=256, use_hier=False,
+        encoder_params={"embed_size": 32, "hidden_size": 512, "n_layers": 1},
+        decoder_params={"embed_size": 32, "hidden_size": 256, "n_layers": 2})),
+    "hier-16bar": dict(slice_bar=16, batch_size=32, params=dict(
+        z_size=256, use_hier=True, n_subsequences=16, c_size=256,
+        encoder_params={"embed_size": 32, "hidden_size": 512, "n_layers": 1},
+        decoder_params={"embed_size": 32, "hidden_size": 256, "n_layers": 2},
+        conductor_params={"hidden_size": 256, "n_layers": 2})),
+}
+MODES = {
+    "tf": {"schedule": "constant", "rate": 0.0},           # teacher forcing
+    "ss": {"schedule": "inverse_sigmoid", "rate": 1000},   # scheduled sampling
+}
+# PyTorch MusicVAE on this 2-core CPU (issue "Speed"), melodies/s; teacher forcing.
+PYTORCH_REFERENCE = {
+    "flat-2bar": {"end_to_end": 160.0, "model_only": 210.0},
+    "hier-16bar": {"end_to_end": 15.0, "model_only": None},
+}
+TARGET_RATIO = 1.5
+# Timed steps per (model, mode) by default and with --quick: about 4 and 1.5 minutes in all.
+DEFAULT_STEPS = {("flat-2bar", "tf"): 20, ("flat-2bar", "ss"): 8,
+                 ("hier-16bar", "tf"): 4, ("hier-16bar", "ss"): 3}
+QUICK_STEPS = {("flat-2bar", "tf"): 8, ("flat-2bar", "ss"): 4,
+               ("hier-16bar", "tf"): 3, ("hier-16bar", "ss"): 2}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed steps per model/mode and per input kind (default: per model, "
+                        f"{DEFAULT_STEPS})")
+    p.add_argument("--quick", action="store_true",
+                   help=f"fewer steps ({QUICK_STEPS}) and no end-to-end run for scheduled "
+                        f"sampling")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
+                   help="tf: teacher forcing, ss: scheduled sampling")
+    p.add_argument("--no_jit", dest="jit_compile", action="store_false",
+                   help="compile the train step without XLA")
+    p.add_argument("--no_end_to_end", dest="end_to_end", action="store_false",
+                   help="model only (synthetic batches)")
+    p.add_argument("--intra_op", type=int, default=0,
+                   help="tf.config.threading intra-op threads (0: TensorFlow's choice)")
+    p.add_argument("--inter_op", type=int, default=0,
+                   help="tf.config.threading inter-op threads (0: TensorFlow's choice)")
+    p.add_argument("--output", default=RESULTS, help="JSON results file")
+    return p.parse_args(argv)
+
+
+def load_average():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+class _StepTimes:
+    """Keras callback recording the wall time around each training batch."""
+
+    def __init__(self):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_batch_begin(cb, batch, logs=None):
+                self.begin.append(time.perf_counter())
+
+            def on_train_batch_end(cb, batch, logs=None):
+                self.end.append(time.perf_counter())
+
+        self.callback = Callback()
+        self.begin, self.end = [], []
+
+
+def _fit(model, dataset, steps):
+    """Run `steps` training steps with `model.fit`; returns the wall time of each step (from
+    the start of the batch, input included, to its end)."""
+    times = _StepTimes()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[times.callback])
+    return [e - b for b, e in zip(times.begin, times.end)]
+
+
+def _timed(model, dataset, steps, batch_size):
+    """Steps/s from the median step time of `steps` compiled steps (the median is robust to the
+    other jobs of a shared machine; the mean is kept too)."""
+    durations = _fit(model, dataset, steps)
+    median = statistics.median(durations)
+    mean = sum(durations) / len(durations)
+    return {"steps_per_s": 1.0 / median, "melodies_per_s": batch_size / median,
+            "mean_steps_per_s": 1.0 / mean, "mean_melodies_per_s": batch_size / mean,
+            "step_s": [round(d, 4) for d in durations], "steps": len(durations)}
+
+
+def _pipeline_rate(dataset, batches, batch_size):
+    it = iter(dataset)
+    next(it)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def bench_one(name, mode, args, steps):
+    import keras
+    import tensorflow as tf
+
+    from audiogen.config import STEPS_PER_BAR
+    from audiogen.data.melody_dataset import make_melody_datasets
+    from audiogen.musicvae.layers import VOCAB_SIZE
+    from audiogen.musicvae.model import MusicVAE
+
+    spec = MODELS[name]
+    batch, seq_len = spec["batch_size"], spec["slice_bar"] * STEPS_PER_BAR
+    keras.utils.set_random_seed(0)
+    model = MusicVAE(seq_len=seq_len, sampling_settings=MODES[mode], **spec["params"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=args.jit_compile)
+    synthetic = tf.data.Dataset.from_tensors(tf.random.stateless_uniform(
+        [batch, seq_len], seed=(1, 2), maxval=VOCAB_SIZE, dtype=tf.int32)).repeat()
+
+    start = time.perf_counter()
+    compile_s = _fit(model, synthetic, 1)[0]
+    row = {"model": name, "mode": mode, "batch_size": batch, "seq_len": seq_len,
+           "sampling_settings": MODES[mode], "jit_compile": args.jit_compile,
+           "compile_s": compile_s, "first_fit_s": time.perf_counter() - start,
+           "parameters": int(sum(v.numpy().size for v in model.trainable_variables))}
+    row["model_only"] = _timed(model, synthetic, steps, batch)
+
+    ref = PYTORCH_REFERENCE[name]
+    row["pytorch_melodies_per_s"] = ref
+    row["ratio_model_only"] = (row["model_only"]["melodies_per_s"] / ref["model_only"]
+                               if ref["model_only"] else None)
+    if args.end_to_end and not (args.quick and mode == "ss"):
+        data = make_melody_datasets(DATA_DIR, slice_bar=spec["slice_bar"], batch_size=batch,
+                                    max_slices_per_file=8, num_workers=2)
+        train = data.train.repeat()
+        row["train_examples"] = data.info.train_examples
+        row["pipeline_melodies_per_s"] = _pipeline_rate(train, 50, batch)
+        row["end_to_end"] = _timed(model, train, steps, batch)
+        row["ratio_end_to_end"] = row["end_to_end"]["melodies_per_s"] / ref["end_to_end"]
+    return row
+
+
+def print_table(rows):
+    head = (f"{'model':<11}{'mode':<5}{'batch':>6}{'input':>10}{'steps/s':>9}{'mel/s':>9}"
+            f"{'pipe mel/s':>11}{'compile s':>10}{'PyTorch':>9}{'ratio':>7}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        for kind, label in (("model_only", "synthetic"), ("end_to_end", "real")):
+            if kind not in r:
+                continue
+            ref = r["pytorch_melodies_per_s"][kind]
+            ratio = r.get(f"ratio_{kind}")
+            pipe = r.get("pipeline_melodies_per_s") if kind == "end_to_end" else None
+            compile_s = r["compile_s"] if kind == "model_only" else None
+            print(f"{r['model']:<11}{r['mode']:<5}{r['batch_size']:>6}{label:>10}"
+                  f"{r[kind]['steps_per_s']:>9.2f}{r[kind]['melodies_per_s']:>9.1f}"
+                  f"{'' if pipe is None else f'{pipe:.0f}':>11}"
+                  f"{'' if compile_s is None else f'{compile_s:.1f}':>10}"
+                  f"{'' if ref is None or r['mode'] != 'tf' else f'{ref:.0f}':>9}"
+                  f"{'' if ratio is None or r['mode'] != 'tf' else f'{ratio:.2f}':>7}")
+    print(f"mode tf = teacher forcing, ss = scheduled sampling; input synthetic = model only (a "
+          f"fixed random batch), real = end to end on the demo melodies; steps/s from the median "
+          f"step time; compile s = first step (trace + XLA compile); PyTorch reference and ratio "
+          f"for teacher forcing only (target ratio >= {TARGET_RATIO}).")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import tensorflow as tf
+    if args.intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
+    if args.inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    table = QUICK_STEPS if args.quick else DEFAULT_STEPS
+    load_before = load_average()
+    start = time.perf_counter()
+    rows = []
+    for name in args.models:
+        for mode in args.modes:
+            steps = args.steps or table[(name, mode)]
+            row = bench_one(name, mode, args, steps)
+            rows.append(row)
+            print(f"[{time.perf_counter() - start:6.0f} s] {name} {mode}: "
+                  f"{row['model_only']['melodies_per_s']:.1f} melodies/s model only"
+                  + (f", {row['end_to_end']['melodies_per_s']:.1f} end to end"
+                     if "end_to_end" in row else "")
+                  + f", compile {row['compile_s']:.1f} s", flush=True)
+    print()
+    print_table(rows)
+    result = {
+        "benchmark": "bench_train_musicvae",
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "tensorflow": tf.__version__,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "total_s": time.perf_counter() - start,
+        "results": rows,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    print(f"load average before/after: {load_before} / {result['load_average_after']}; "
+          f"total {result['total_s']:.0f} s; results: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

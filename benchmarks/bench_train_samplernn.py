@@ -1,0 +1,198 @@
+"""SampleRNN training speed and quality on this machine, next to PRiSM SampleRNN's figures.
+
+* `small` (dim 256, 2 GRU layers, frame sizes [16, 64]), batch 16, seq_len 512, on the demo
+  piano audio (data/demo/audio, 16 kHz, 4 s pieces: the demo's 189 s are too few for one training
+  and one validation batch of 16 pieces of 8 s):
+  - pipeline only: windows per second from `make_audio_datasets`, without the model;
+  - model only: the compiled train step on a fixed synthetic batch (median step time);
+  - end to end: `model.fit` as train.py runs it (XLA, one compiled execution per batch of
+    pieces), with validation bits/sample after 250 and 500 steps.
+* `default` (`default.config.json`: dim 1024, 4 GRU layers), batch 16, seq_len 1024: model
+  only, without XLA (TensorFlow graph, oneDNN kernels) and with it (not with --quick), a few
+  steps each.
+
+PRiSM's figures were measured on Bach piano audio in 8 s chunks, ours on the demo piano: the
+validation bits are comparable in scale, not equal data.
+
+    .venv/bin/python benchmarks/bench_train_samplernn.py            # ~8 minutes
+    .venv/bin/python benchmarks/bench_train_samplernn.py --quick    # ~4 minutes (250 steps)
+
+Prints a table and writes benchmarks/results/bench_train_samplernn.json.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DATA_DIR = os.path.join(REPO, "data", "demo", "audio")
+RESULTS = os.path.join(REPO, "benchmarks", "results", "bench_train_samplernn.json")
+CONFIGS = {"small": os.path.join(REPO, "configs", "samplernn-small.config.json"),
+           "default": os.path.join(REPO, "default.config.json")}
+SAMPLE_RATE = 16000
+BATCH = 16
+# PRiSM SampleRNN on this 2-core CPU (issue "Speed"): seconds per step, val bits/sample.
+PRISM = {"small": {"seq_len": 512, "s_per_step": 0.29, "val_bits": {250: 5.19, 500: 4.91}},
+         "default": {"seq_len": 1024, "s_per_step": 5.65}}
+TARGET_RATIO = 2.0
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="250 training steps instead of 500, fewer timed steps")
+    p.add_argument("--output", default=RESULTS, help="JSON results file")
+    return p.parse_args(argv)
+
+
+def load_config(name):
+    from audiogen.config import load_config as load
+    return load(CONFIGS[name])
+
+
+def make_model(config, seq_len):
+    from audiogen.cli.train_samplernn import model_from_config
+    model = model_from_config({**config, "seq_len": seq_len})
+    model.build_for_batch(BATCH)
+    return model
+
+
+def compile_model(model, jit_compile, steps_per_execution=1):
+    import keras
+    from audiogen.training.checkpoints import build_optimizer
+    optimizer = build_optimizer(keras.optimizers.Adam(1e-3), model)
+    model.compile(optimizer=optimizer, jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
+
+
+def model_only(config, seq_len, jit_compile, steps):
+    """Median seconds per train step on a fixed synthetic batch, and the first call's time."""
+    import numpy as np
+    import tensorflow as tf
+    model = make_model(config, seq_len)
+    compile_model(model, jit_compile)
+    top = config["frame_sizes"][-1]
+    x = np.random.default_rng(0).integers(0, config["q_levels"], [BATCH, seq_len + top])
+    data = tf.data.Dataset.from_tensors((x.astype(np.int32), np.array(False))).repeat()
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+    first = time.perf_counter() - start
+    durations = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+        durations.append(time.perf_counter() - start)
+    median = statistics.median(durations)
+    return {"s_per_step": median, "samples_per_s": BATCH * seq_len / median,
+            "first_step_s": first, "step_s": [round(d, 3) for d in durations],
+            "jit_compile": jit_compile}
+
+
+def small_end_to_end(config, total_steps):
+    """Train as train.py does; validation bits/sample every 250 steps; pipeline-only rate."""
+    from audiogen.data.audio_dataset import make_audio_datasets
+    seq_len = config["seq_len"]
+    data = make_audio_datasets(DATA_DIR, sample_rate=SAMPLE_RATE, batch_size=BATCH,
+                               seq_len=seq_len, top_frame_size=config["frame_sizes"][-1],
+                               q_type=config["q_type"], q_levels=config["q_levels"],
+                               piece_dur=4.0, num_val_batches=1)
+    info = data.info
+    train = data.train.repeat()
+
+    it = iter(train)
+    next(it)
+    start = time.perf_counter()
+    windows = 200
+    for _ in range(windows):
+        next(it)
+    pipeline_sps = windows * BATCH * seq_len / (time.perf_counter() - start)
+
+    model = make_model(config, seq_len)
+    every = 250
+    compile_model(model, True, math.gcd(info.windows_per_piece, every))
+    row = {"train_pieces": int(info.num_train_pieces), "val_pieces": int(info.num_val_pieces),
+           "windows_per_piece": int(info.windows_per_piece),
+           "pipeline_samples_per_s": pipeline_sps,
+           "val_bits": {}, "epoch_s": []}
+    for epoch in range(total_steps // every):
+        start = time.perf_counter()
+        model.fit(train, steps_per_epoch=every, epochs=epoch + 1, initial_epoch=epoch, verbose=0)
+        row["epoch_s"].append(time.perf_counter() - start)
+        bits = model.evaluate(data.val, verbose=0, return_dict=True)["bits_per_sample"]
+        row["val_bits"][(epoch + 1) * every] = float(bits)
+        print(f"  small end to end: {(epoch + 1) * every} steps, "
+              f"{row['epoch_s'][-1] / every:.3f} s/step, val {bits:.2f} bits/sample", flush=True)
+    # The first 250 steps include compiling; the steady rate comes from the later ones.
+    steady = row["epoch_s"][1:] or row["epoch_s"]
+    row["s_per_step"] = sum(steady) / (len(steady) * every)
+    row["s_per_step_includes_compile"] = len(row["epoch_s"]) == 1
+    row["samples_per_s"] = BATCH * seq_len / row["s_per_step"]
+    return row
+
+
+def print_table(rows):
+    head = (f"{'config':<8}{'run':<22}{'s/step':>8}{'samples/s':>11}{'PRiSM s':>9}{'xPRiSM':>8}"
+            f"{'val bits':>18}{'PRiSM bits':>14}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        prism = PRISM[r["config"]]
+        bits = r.get("val_bits", {})
+        bits_s = " ".join(f"{k}:{v:.2f}" for k, v in bits.items())
+        prism_bits = " ".join(f"{k}:{v:.2f}" for k, v in prism.get("val_bits", {}).items()
+                              if k in bits)
+        print(f"{r['config']:<8}{r['run']:<22}{r['s_per_step']:>8.3f}{r['samples_per_s']:>11.0f}"
+              f"{prism['s_per_step']:>9.2f}{prism['s_per_step'] / r['s_per_step']:>8.2f}"
+              f"{bits_s:>18}{prism_bits:>14}")
+    print(f"batch {BATCH}; samples/s = batch x seq_len / s per step; xPRiSM = PRiSM s/step / ours "
+          f"(target >= {TARGET_RATIO}); val bits after N steps (demo piano; PRiSM: Bach piano).")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import tensorflow as tf
+    start = time.perf_counter()
+    load_before = os.getloadavg()
+    small, default = load_config("small"), load_config("default")
+    rows = []
+
+    def add(row, config, run):
+        rows.append({"config": config, "run": run, **row})
+        print(f"[{time.perf_counter() - start:5.0f} s] {config} {run}: "
+              f"{row['s_per_step']:.3f} s/step, {row['samples_per_s']:.0f} samples/s", flush=True)
+
+    steps = 5 if args.quick else 10
+    add(model_only(small, 512, True, steps), "small", "model only, XLA")
+    e2e = small_end_to_end(small, 250 if args.quick else 500)
+    add(e2e, "small", "end to end, XLA")
+    print(f"  pipeline only: {e2e['pipeline_samples_per_s']:.0f} samples/s")
+    for jit in (False,) if args.quick else (False, True):
+        add(model_only(default, 1024, jit, 2 if args.quick else 3), "default",
+            "model only, " + ("XLA" if jit else "graph"))
+    print()
+    print_table(rows)
+    result = {"benchmark": "bench_train_samplernn",
+              "argv": sys.argv[1:] if argv is None else list(argv),
+              "tensorflow": tf.__version__, "cpu_count": os.cpu_count(),
+              "platform": platform.platform(),
+              "load_average_before": [round(x, 2) for x in load_before],
+              "load_average_after": [round(x, 2) for x in os.getloadavg()],
+              "total_s": time.perf_counter() - start, "prism": PRISM, "results": rows}
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    print(f"total {result['total_s']:.0f} s; results: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
