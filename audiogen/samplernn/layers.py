@@ -8,6 +8,8 @@ share one set of weights and one cell formula.
 import keras
 import tensorflow as tf
 
+from audiogen.samplernn.gru import gru_sequence
+
 RNN_TYPES = ("gru", "lstm")
 
 
@@ -137,12 +139,15 @@ class RNNStack(keras.layers.Layer):
             gx = self.input_preactivations(i, layer_input, x)       # [B, T, G], all steps at once
             gx = tf.transpose(gx, [1, 0, 2])                          # time-major for the scan
             init = tuple(self._layer_state(states, i))
+            if self.rnn_type == "gru" and gx.shape[0] is not None:
+                seq = (gru_sequence(gx, self._w("recurrent_kernel", i),
+                                    self._w("recurrent_bias", i), init[0]),)
+            else:
+                def step(carry, gx_t, i=i):
+                    _, new = self.cell(i, gx_t, list(carry))
+                    return tuple(new)
 
-            def step(carry, gx_t, i=i):
-                _, new = self.cell(i, gx_t, list(carry))
-                return tuple(new)
-
-            seq = tf.scan(step, gx, initializer=init)                 # tuple of [T, B, U]
+                seq = tf.scan(step, gx, initializer=init)             # tuple of [T, B, U]
             new_states += [s[-1] for s in seq]
             layer_input = tf.transpose(seq[0], [1, 0, 2])
             output = layer_input if output is None or not self.skip_conn else output + layer_input
