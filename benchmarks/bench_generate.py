@@ -46,7 +46,7 @@ CONFIGS = {
     "default": os.path.join(REPO, "default.config.json"),
 }
 # Samples generated per sequence in each timed cell (the default config is ~50x slower).
-NUM_SAMPLES = {"small": 2 * SAMPLE_RATE, "default": SAMPLE_RATE // 4}
+NUM_SAMPLES = {"small": 2 * SAMPLE_RATE, "default": SAMPLE_RATE // 8}
 # PRiSM SampleRNN on this 2-core CPU (issue "Speed"), samples/s over all sequences.
 PRISM = {("small", 1): 2600, ("small", 4): 5600, ("default", 1): 258, ("default", 4): 607}
 TARGET_PRISM_RATIO = 5.0
