@@ -137,7 +137,7 @@ def small_end_to_end(config, total_steps):
 
 def print_table(rows):
     head = (f"{'config':<8}{'run':<22}{'s/step':>8}{'samples/s':>11}{'PRiSM s':>9}{'xPRiSM':>8}"
-            f"{'val bits':>18}{'PRiSM bits':>14}")
+            f"{'val bits':>24}{'PRiSM bits':>24}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -148,7 +148,7 @@ def print_table(rows):
                               if k in bits)
         print(f"{r['config']:<8}{r['run']:<22}{r['s_per_step']:>8.3f}{r['samples_per_s']:>11.0f}"
               f"{prism['s_per_step']:>9.2f}{prism['s_per_step'] / r['s_per_step']:>8.2f}"
-              f"{bits_s:>18}{prism_bits:>14}")
+              f"{bits_s:>24}{prism_bits:>24}")
     print(f"batch {BATCH}; samples/s = batch x seq_len / s per step; xPRiSM = PRiSM s/step / ours "
           f"(target >= {TARGET_RATIO}); val bits after N steps (demo piano; PRiSM: Bach piano).")
 

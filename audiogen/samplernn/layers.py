@@ -137,7 +137,7 @@ class RNNStack(keras.layers.Layer):
         layer_input = x
         for i in range(self.num_layers):
             gx = self.input_preactivations(i, layer_input, x)       # [B, T, G], all steps at once
-            gx = tf.transpose(gx, [1, 0, 2])                          # time-major for the scan
+            gx = tf.transpose(gx, [1, 0, 2])                          # time-major
             init = tuple(self._layer_state(states, i))
             if self.rnn_type == "gru" and gx.shape[0] is not None:
                 seq = (gru_sequence(gx, self._w("recurrent_kernel", i),
