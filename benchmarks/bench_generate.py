@@ -28,18 +28,14 @@ Prints a table and writes benchmarks/results/bench_generate.json.
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from common import REPO, RESULTS_DIR, load_average, write_results
 
-RESULTS = os.path.join(REPO, "benchmarks", "results", "bench_generate.json")
+RESULTS = os.path.join(RESULTS_DIR, "bench_generate.json")
 SAMPLE_RATE = 16000
 CONFIGS = {
     "small": os.path.join(REPO, "configs", "samplernn-small.config.json"),
@@ -209,7 +205,7 @@ def main(argv=None):
         print(json.dumps(run_cell(name, int(seqs), int(samples), not args.no_warmup)))
         return 0
     start = time.perf_counter()
-    load_before = os.getloadavg()
+    load_before = load_average()
     rows = []
     cells = [(c, n, args.num_samples or NUM_SAMPLES[c], True)
              for c in args.configs for n in args.num_seqs]
@@ -224,15 +220,7 @@ def main(argv=None):
               f"RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
     print()
     print_table(rows)
-    result = {"benchmark": "bench_generate", "argv": sys.argv[1:] if argv is None else argv,
-              "cpu_count": os.cpu_count(), "platform": platform.platform(),
-              "load_average_before": [round(x, 2) for x in load_before],
-              "load_average_after": [round(x, 2) for x in os.getloadavg()],
-              "total_s": time.perf_counter() - start, "results": rows}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    print(f"total {result['total_s']:.0f} s; results: {args.output}")
+    write_results(args.output, "bench_generate", argv, start, load_before, rows)
     return 0
 
 

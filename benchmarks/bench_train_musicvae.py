@@ -26,20 +26,15 @@ Prints a table and writes benchmarks/results/bench_train_musicvae.json.
     .venv/bin/python benchmarks/bench_train_musicvae.py --models flat-2bar --modes tf --steps 60
 """
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from common import REPO, RESULTS_DIR, load_average, write_results
 
 DATA_DIR = os.path.join(REPO, "data", "demo", "midi", "oneills")
-RESULTS = os.path.join(REPO, "benchmarks", "results", "bench_train_musicvae.json")
+RESULTS = os.path.join(RESULTS_DIR, "bench_train_musicvae.json")
 
 MODELS = {
     "flat-2bar": dict(slice_bar=2, batch_size=64, params=dict(
@@ -91,13 +86,6 @@ def parse_args(argv):
                    help="tf.config.threading inter-op threads (0: TensorFlow's choice)")
     p.add_argument("--output", default=RESULTS, help="JSON results file")
     return p.parse_args(argv)
-
-
-def load_average():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 class _StepTimes:
@@ -233,24 +221,9 @@ def main(argv=None):
                   + f", compile {row['compile_s']:.1f} s", flush=True)
     print()
     print_table(rows)
-    result = {
-        "benchmark": "bench_train_musicvae",
-        "argv": sys.argv[1:] if argv is None else list(argv),
-        "tensorflow": tf.__version__,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
-        "total_s": time.perf_counter() - start,
-        "results": rows,
-    }
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    print(f"load average before/after: {load_before} / {result['load_average_after']}; "
-          f"total {result['total_s']:.0f} s; results: {args.output}")
+    write_results(args.output, "bench_train_musicvae", argv, start, load_before, rows,
+                  threads={"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                           "inter_op": tf.config.threading.get_inter_op_parallelism_threads()})
     return 0
 
 

@@ -20,20 +20,15 @@ validation bits are comparable in scale, not equal data.
 Prints a table and writes benchmarks/results/bench_train_samplernn.json.
 """
 import argparse
-import json
 import math
 import os
-import platform
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from common import REPO, RESULTS_DIR, load_average, write_results
 
 DATA_DIR = os.path.join(REPO, "data", "demo", "audio")
-RESULTS = os.path.join(REPO, "benchmarks", "results", "bench_train_samplernn.json")
+RESULTS = os.path.join(RESULTS_DIR, "bench_train_samplernn.json")
 CONFIGS = {"small": os.path.join(REPO, "configs", "samplernn-small.config.json"),
            "default": os.path.join(REPO, "default.config.json")}
 SAMPLE_RATE = 16000
@@ -155,9 +150,8 @@ def print_table(rows):
 
 def main(argv=None):
     args = parse_args(argv)
-    import tensorflow as tf
     start = time.perf_counter()
-    load_before = os.getloadavg()
+    load_before = load_average()
     small, default = load_config("small"), load_config("default")
     rows = []
 
@@ -176,17 +170,8 @@ def main(argv=None):
             "model only, " + ("XLA" if jit else "graph"))
     print()
     print_table(rows)
-    result = {"benchmark": "bench_train_samplernn",
-              "argv": sys.argv[1:] if argv is None else list(argv),
-              "tensorflow": tf.__version__, "cpu_count": os.cpu_count(),
-              "platform": platform.platform(),
-              "load_average_before": [round(x, 2) for x in load_before],
-              "load_average_after": [round(x, 2) for x in os.getloadavg()],
-              "total_s": time.perf_counter() - start, "prism": PRISM, "results": rows}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    print(f"total {result['total_s']:.0f} s; results: {args.output}")
+    write_results(args.output, "bench_train_samplernn", argv, start, load_before, rows,
+                  prism=PRISM)
     return 0
 
 
