@@ -12,6 +12,7 @@ import os
 import warnings
 
 from audiogen.files import atomic_path
+from audiogen.precision import PRECISIONS
 
 CONFIG_SUFFIX = ".config.json"
 RESOLVED_CONFIG_NAME = "resolved.config.json"
@@ -33,6 +34,7 @@ SAMPLERNN_SEED_DEFAULTS = {
 SAMPLERNN_EXTRA_DEFAULTS = {
     "piece_dur": 8.0,        # seconds: long files are cut into pieces of this length
     "max_grad_norm": 1.0,    # gradient clipping by global norm; null disables it
+    "precision": "float32",  # or "mixed_bfloat16": bfloat16 matrix products (audiogen.precision)
 }
 
 # The MusicVAE seed's keys. Sizes follow the flat 2-bar model of the benchmark.
@@ -82,6 +84,7 @@ NULLABLE = {
 CHOICES = {
     "rnn_type": ("gru", "lstm"),
     "q_type": ("mu-law", "linear"),
+    "precision": PRECISIONS,
     "sampling_settings.schedule": ("constant", "inverse_sigmoid"),
 }
 POSITIVE_INTS = {

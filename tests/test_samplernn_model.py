@@ -76,7 +76,8 @@ def test_causality_logits_do_not_see_their_target():
 
 
 def test_get_config_round_trip():
-    model = tiny(rnn_type="lstm", skip_conn=True, max_grad_norm=None, frame_sizes=[4, 8, 16])
+    model = tiny(rnn_type="lstm", skip_conn=True, max_grad_norm=None, frame_sizes=[4, 8, 16],
+                 precision="mixed_bfloat16")
     config = model.get_config()
     for key, value in TINY.items():
         if key not in ("rnn_type", "skip_conn", "max_grad_norm", "frame_sizes"):
@@ -84,8 +85,37 @@ def test_get_config_round_trip():
     clone = SampleRNN.from_config(config)
     assert clone.get_config() == config
     assert clone.max_grad_norm is None and clone.skip_conn and clone.frame_sizes == [4, 8, 16]
+    assert clone.precision == "mixed_bfloat16" and clone.mlp.precision == "mixed_bfloat16"
     model.build(), clone.build()
     assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_mixed_bfloat16_is_the_float32_model_to_bfloat16_precision(rnn_type):
+    """Same weights, bfloat16 products: float32 logits and states, close to the float32 model's,
+    and the gradients of a training step point the same way."""
+    exact = tiny(rnn_type=rnn_type, skip_conn=True).build_for_batch(2)
+    mixed = tiny(rnn_type=rnn_type, skip_conn=True, precision="mixed_bfloat16").build_for_batch(2)
+    mixed.set_weights(exact.get_weights())
+    x = windows(exact, 2)
+
+    def loss_and_grads(model):
+        with tf.GradientTape() as tape:
+            logits, states = model(x)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                x[:, model.frame_sizes[-1]:], logits))
+        return logits, states, tape.gradient(loss, model.trainable_variables)
+
+    logits_e, states_e, grads_e = loss_and_grads(exact)
+    logits_m, states_m, grads_m = loss_and_grads(mixed)
+    assert logits_m.dtype == tf.float32 and all(s.dtype == tf.float32 for s in states_m)
+    assert 0 < np.abs(logits_m - logits_e).max() < 0.05
+    for g_e, g_m in zip(grads_e, grads_m):
+        g_e, g_m = np.ravel(g_e), np.ravel(g_m)
+        assert g_m.dtype == np.float32
+        if np.abs(g_e).max() > 1e-6:
+            cosine = g_e @ g_m / np.linalg.norm(g_e) / np.linalg.norm(g_m)
+            assert cosine > 0.99
 
 
 def test_mu_law_forces_256_levels():
@@ -181,9 +211,10 @@ def test_fit_lowers_loss_and_logs_metrics():
     assert history["val_accuracy"][-1] > history["val_accuracy"][0]
 
 
-def test_fit_with_xla_and_steps_per_execution_lstm_skip():
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_fit_with_xla_and_steps_per_execution_lstm_skip(precision):
     keras.utils.set_random_seed(1)
-    model = tiny(rnn_type="lstm", skip_conn=True)
+    model = tiny(rnn_type="lstm", skip_conn=True, precision=precision)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True, steps_per_execution=3)
     xs, resets = window_dataset(sine_pieces(8, 4, 32, 16, 16), 32, 16)
     data = tf.data.Dataset.from_tensor_slices((xs, resets))

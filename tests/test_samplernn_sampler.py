@@ -52,9 +52,14 @@ def test_shapes_and_seed_is_kept(model):
 @pytest.mark.parametrize("overrides,seed_len", [
     ({}, 0), ({}, 21), ({"rnn_type": "lstm", "skip_conn": True}, 16),
     ({"frame_sizes": [4, 8, 16]}, 9), ({"frame_sizes": [8], "num_rnn_layers": 1}, 0),
+    ({"precision": "mixed_bfloat16", "frame_sizes": [4, 8, 16]}, 9),
 ])
 def test_fast_path_logits_equal_the_plain_model(overrides, seed_len):
-    """The compiled loop (folded tables, per-frame tier steps, priming) == teacher forcing."""
+    """The compiled loop (folded tables, per-frame tier steps, priming) == teacher forcing.
+
+    With bfloat16 products the two paths round at different points (the sampler folds layers
+    in float32), so they agree to bfloat16's precision rather than exactly.
+    """
     model = tiny(**overrides)
     seed = np.random.default_rng(2).integers(0, 16, [2, seed_len]).astype(np.int32)
     out, logits = generate(model, 50, [1.0, 0.8], seed_levels=seed if seed_len else None,
@@ -63,7 +68,9 @@ def test_fast_path_logits_equal_the_plain_model(overrides, seed_len):
     top = model.frame_sizes[-1]
     pad = (-seed_len) % top
     expected = teacher_forced_logits(model, out.numpy(), pad)[:, seed_len:]
-    np.testing.assert_allclose(logits.numpy(), expected, atol=2e-4, rtol=1e-4)
+    exact = overrides.get("precision", "float32") == "float32"
+    np.testing.assert_allclose(logits.numpy(), expected, atol=2e-4 if exact else 3e-2,
+                               rtol=1e-4 if exact else 2e-2)
 
 
 def test_seed_primes_the_state(model):

@@ -119,6 +119,9 @@ def test_resume_refuses_changed_config_and_names_keys(tmp_path):
     save_config(resolve_config({"dim": 32}), run_dir)
     save_training_args(run_dir, {"sample_rate": 16000})
     check_same_config(path, resolve_config({"dim": 32}), {"sample_rate": 16000})
+    # The precision of the products does not change the weights: a run may resume with another.
+    check_same_config(path, resolve_config({"dim": 32, "precision": "mixed_bfloat16"}),
+                      {"sample_rate": 16000})
     with pytest.raises(ValueError, match=r"(?s)dim: 32 -> 64.*sample_rate: 16000 -> 22050"):
         check_same_config(path, resolve_config({"dim": 64}), {"sample_rate": 22050})
     assert find_resume_checkpoint(run_dir, resume=True) == path

@@ -29,7 +29,7 @@ def model_from_config(config):
     """A `SampleRNN` built from a resolved config."""
     return SampleRNN(**{k: config[k] for k in (
         "frame_sizes", "dim", "rnn_type", "num_rnn_layers", "q_type", "q_levels", "emb_size",
-        "skip_conn", "seq_len", "max_grad_norm")})
+        "skip_conn", "seq_len", "max_grad_norm", "precision")})
 
 
 def make_optimizer(name, learning_rate, momentum):

@@ -11,11 +11,16 @@ the backward loop (one small matmul per step) and keeps per-step temporaries in 
 XLA on CPU that made the frame tiers about half of a SampleRNN training step. Here the backward
 loop does only `dh_{t-1} = ... + dg_t @ R^T` per step; the gradients of `R` and `b` are one large
 matmul and one sum over all steps after the loop.
+
+With a bfloat16 matmul dtype the recurrent kernel is cast once, before the loop; the products
+`h @ R`, `dg @ R^T` and the kernel gradient run in bfloat16, everything else in float32.
 """
 import tensorflow as tf
 
+from audiogen.precision import to_matmul_dtype
 
-def gru_sequence(gx, kernel, bias, h0):
+
+def gru_sequence(gx, kernel, bias, h0, matmul_dtype=tf.float32):
     """Run the recurrence over time-major input pre-activations.
 
     Args:
@@ -24,11 +29,19 @@ def gru_sequence(gx, kernel, bias, h0):
         kernel: `[units, 3 units]` recurrent kernel `R` (a tensor or a variable).
         bias: `[3 units]` recurrent bias `b` (a tensor or a variable).
         h0: `[batch, units]` initial state.
+        matmul_dtype: dtype of the products with the recurrent kernel (float32 or bfloat16).
     Returns:
         `[time, batch, units]`: the state after every step (the last one is the final state).
     """
     # Variables are read here, so the gradient reaches them through the reads.
-    return _gru_sequence(gx, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias), h0)
+    return _gru_sequence(gx, to_matmul_dtype(kernel, matmul_dtype), tf.convert_to_tensor(bias),
+                         h0)
+
+
+def _times(x, kernel, transpose_b=False):
+    """`x @ kernel` (or `kernel^T`) in the kernel's dtype, float32 result."""
+    product = tf.matmul(to_matmul_dtype(x, kernel.dtype), kernel, transpose_b=transpose_b)
+    return tf.cast(product, tf.float32)
 
 
 @tf.custom_gradient
@@ -38,7 +51,7 @@ def _gru_sequence(gx, kernel, bias, h0):
 
     def body(t, xs, h, h_ta, a_ta):
         x_z, x_r, x_n = tf.split(xs.read(t), 3, axis=-1)
-        g_z, g_r, g_n = tf.split(tf.matmul(h, kernel) + bias, 3, axis=-1)
+        g_z, g_r, g_n = tf.split(_times(h, kernel) + bias, 3, axis=-1)
         z = tf.sigmoid(x_z + g_z)
         r = tf.sigmoid(x_r + g_r)
         n = tf.tanh(x_n + r * g_n)
@@ -69,7 +82,7 @@ def _gru_sequence(gx, kernel, bias, h0):
             dn = dh * (1.0 - z) * (1.0 - tf.square(n))
             dr = dn * g_n * r * (1.0 - r)
             dg = tf.concat([dz, dr, dn * r], axis=-1)
-            dh_prev = dh * z + tf.matmul(dg, kernel, transpose_b=True)
+            dh_prev = dh * z + _times(dg, kernel, transpose_b=True)
             return (j + 1, arrays, dh_prev, dx_ta.write(t, tf.concat([dz, dr, dn], axis=-1)),
                     dg_ta.write(t, dg))
 
@@ -81,7 +94,8 @@ def _gru_sequence(gx, kernel, bias, h0):
         dg = dg_ta.stack()                                        # [T, B, 3U]
         units3 = dg.shape[-1]
         dg_flat = tf.reshape(dg, [-1, units3])
-        d_kernel = tf.matmul(tf.reshape(h_prev, [-1, h0.shape[-1]]), dg_flat, transpose_a=True)
+        d_kernel = tf.matmul(to_matmul_dtype(tf.reshape(h_prev, [-1, h0.shape[-1]]), kernel.dtype),
+                             to_matmul_dtype(dg_flat, kernel.dtype), transpose_a=True)
         d_bias = tf.reduce_sum(dg_flat, axis=0)
         return dx_ta.stack(), d_kernel, d_bias, dh0
 

@@ -8,6 +8,7 @@ share one set of weights and one cell formula.
 import keras
 import tensorflow as tf
 
+from audiogen.precision import dot, matmul_dtype, to_matmul_dtype
 from audiogen.samplernn.gru import gru_sequence
 
 RNN_TYPES = ("gru", "lstm")
@@ -36,21 +37,26 @@ class RNNStack(keras.layers.Layer):
         num_layers: int >= 1.
         rnn_type: `"gru"` or `"lstm"`.
         skip_conn: bool.
+        precision: `"float32"` or `"mixed_bfloat16"` (matrix products in bfloat16, see
+            `audiogen.precision`).
 
     Call: `call(x, states) -> (outputs, new_states)` with `x` `[batch, time, units]`, `states` a
     list of `[batch, units]` tensors (per layer: `h` for GRU; `h, c` for LSTM), `outputs`
     `[batch, time, units]`.
     """
 
-    def __init__(self, units, num_layers, rnn_type="gru", skip_conn=False, **kwargs):
+    def __init__(self, units, num_layers, rnn_type="gru", skip_conn=False, precision="float32",
+                 **kwargs):
         super().__init__(**kwargs)
         if rnn_type not in RNN_TYPES:
             raise ValueError(f"rnn_type must be one of {RNN_TYPES}, got {rnn_type!r}")
+        self.matmul_dtype = matmul_dtype(precision)
         # === Config ===
         self.units = int(units)
         self.num_layers = int(num_layers)
         self.rnn_type = rnn_type
         self.skip_conn = bool(skip_conn)
+        self.precision = precision
 
     @property
     def gates(self):
@@ -110,7 +116,8 @@ class RNNStack(keras.layers.Layer):
         """One step of layer `i`: `gx` = input pre-activations `[batch, gates*units]`."""
         h = state[0]
         if self.rnn_type == "gru":
-            gh = tf.matmul(h, self._w("recurrent_kernel", i)) + self._w("recurrent_bias", i)
+            gh = dot(h, self._w("recurrent_kernel", i), self.matmul_dtype) \
+                + self._w("recurrent_bias", i)
             xz, xr, xn = tf.split(gx, 3, axis=-1)
             hz, hr, hn = tf.split(gh, 3, axis=-1)
             z = tf.sigmoid(xz + hz)
@@ -119,7 +126,7 @@ class RNNStack(keras.layers.Layer):
             h = z * h + (1.0 - z) * n
             return h, [h]
         c = state[1]
-        gates = gx + tf.matmul(h, self._w("recurrent_kernel", i))
+        gates = gx + dot(h, self._w("recurrent_kernel", i), self.matmul_dtype)
         gi, gf, gc, go = tf.split(gates, 4, axis=-1)
         c = tf.sigmoid(gf) * c + tf.sigmoid(gi) * tf.tanh(gc)
         h = tf.sigmoid(go) * tf.tanh(c)
@@ -127,9 +134,9 @@ class RNNStack(keras.layers.Layer):
 
     def input_preactivations(self, i, layer_input, stack_input):
         """`x @ kernel + bias` (+ the skip kernel on the stack input); any leading dims."""
-        gx = tf.tensordot(layer_input, self._w("kernel", i), 1) + self._w("bias", i)
+        gx = dot(layer_input, self._w("kernel", i), self.matmul_dtype) + self._w("bias", i)
         if self.skip_conn and i > 0:
-            gx = gx + tf.tensordot(stack_input, self._w("skip_kernel", i), 1)
+            gx = gx + dot(stack_input, self._w("skip_kernel", i), self.matmul_dtype)
         return gx
 
     def call(self, x, states):
@@ -141,7 +148,7 @@ class RNNStack(keras.layers.Layer):
             init = tuple(self._layer_state(states, i))
             if self.rnn_type == "gru" and gx.shape[0] is not None:
                 seq = (gru_sequence(gx, self._w("recurrent_kernel", i),
-                                    self._w("recurrent_bias", i), init[0]),)
+                                    self._w("recurrent_bias", i), init[0], self.matmul_dtype),)
             else:
                 def step(carry, gx_t, i=i):
                     _, new = self.cell(i, gx_t, list(carry))
@@ -167,7 +174,7 @@ class RNNStack(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(units=self.units, num_layers=self.num_layers, rnn_type=self.rnn_type,
-                      skip_conn=self.skip_conn)
+                      skip_conn=self.skip_conn, precision=self.precision)
         return config
 
 
@@ -182,7 +189,7 @@ class FrameTier(keras.layers.Layer):
         frame_size: int, samples per frame.
         upsample_ratio: int, vectors emitted per frame (frame_size / frame size of the tier below;
             the bottom tier's is frame_size itself: one vector per sample).
-        dim, rnn_type, num_rnn_layers, skip_conn: as in `RNNStack`.
+        dim, rnn_type, num_rnn_layers, skip_conn, precision: as in `RNNStack`.
 
     Call: `call(frames, cond, states) -> (upsampled, new_states)` with `frames`
     `[batch, steps, frame_size]` float, `cond` `[batch, steps, dim]` or None,
@@ -190,8 +197,9 @@ class FrameTier(keras.layers.Layer):
     """
 
     def __init__(self, frame_size, upsample_ratio, dim, rnn_type="gru", num_rnn_layers=1,
-                 skip_conn=False, **kwargs):
+                 skip_conn=False, precision="float32", **kwargs):
         super().__init__(**kwargs)
+        self.matmul_dtype = matmul_dtype(precision)
         # === Config ===
         self.frame_size = int(frame_size)
         self.upsample_ratio = int(upsample_ratio)
@@ -199,8 +207,9 @@ class FrameTier(keras.layers.Layer):
         self.rnn_type = rnn_type
         self.num_rnn_layers = int(num_rnn_layers)
         self.skip_conn = bool(skip_conn)
+        self.precision = precision
         # === Layers ===
-        self.rnn = RNNStack(dim, num_rnn_layers, rnn_type, skip_conn, name="rnn")
+        self.rnn = RNNStack(dim, num_rnn_layers, rnn_type, skip_conn, precision, name="rnn")
 
     def build(self, input_shape=None):
         if self.built:
@@ -218,12 +227,12 @@ class FrameTier(keras.layers.Layer):
         self.built = True
 
     def project(self, frames, cond):
-        inp = tf.tensordot(frames, self.input_kernel, 1) + self.input_bias
+        inp = dot(frames, self.input_kernel, self.matmul_dtype) + self.input_bias
         return inp if cond is None else inp + cond
 
     def upsample(self, out):
         """`[..., dim]` -> `[..., upsample_ratio * dim]` (reshape to split the vectors)."""
-        return tf.tensordot(out, self.upsample_kernel, 1) + self.upsample_bias
+        return dot(out, self.upsample_kernel, self.matmul_dtype) + self.upsample_bias
 
     def call(self, frames, cond, states):
         out, new_states = self.rnn(self.project(frames, cond), states)
@@ -235,7 +244,7 @@ class FrameTier(keras.layers.Layer):
         config = super().get_config()
         config.update(frame_size=self.frame_size, upsample_ratio=self.upsample_ratio,
                       dim=self.dim, rnn_type=self.rnn_type, num_rnn_layers=self.num_rnn_layers,
-                      skip_conn=self.skip_conn)
+                      skip_conn=self.skip_conn, precision=self.precision)
         return config
 
 
@@ -275,18 +284,21 @@ class SampleMLP(keras.layers.Layer):
         dim: int, hidden width.
         q_levels: int, number of quantization levels (output classes).
         emb_size: int, embedding width.
+        precision: as in `RNNStack`.
 
     Call: `call(levels, cond) -> logits` with `levels` `[batch, T + frame_size - 1]` int (the
     samples preceding each target), `cond` `[batch, T, dim]`, `logits` `[batch, T, q_levels]`.
     """
 
-    def __init__(self, frame_size, dim, q_levels, emb_size, **kwargs):
+    def __init__(self, frame_size, dim, q_levels, emb_size, precision="float32", **kwargs):
         super().__init__(**kwargs)
+        self.matmul_dtype = matmul_dtype(precision)
         # === Config ===
         self.frame_size = int(frame_size)
         self.dim = int(dim)
         self.q_levels = int(q_levels)
         self.emb_size = int(emb_size)
+        self.precision = precision
 
     def build(self, input_shape=None):
         if self.built:
@@ -315,20 +327,23 @@ class SampleMLP(keras.layers.Layer):
 
     def input_table(self):
         """`embedding @ input_kernel[j]` for every position j: `[frame_size, q_levels, dim]`."""
-        return tf.einsum("qe,fed->fqd", self.embedding, self.input_kernel)
+        dtype = self.matmul_dtype
+        table = tf.einsum("qe,fed->fqd", to_matmul_dtype(self.embedding, dtype),
+                          to_matmul_dtype(self.input_kernel, dtype))
+        return tf.cast(table, tf.float32)
 
     def call(self, levels, cond):
         # The input layer as `frame_size` lookups into a per-position table instead of a
         # convolution over embeddings: q*emb*dim*frame_size MACs once per call instead of
         # emb*dim*frame_size per sample (the largest cost of training otherwise).
         h = cond + self.input_bias + frame_lookup_sum(self.input_table(), levels)
-        h = tf.nn.relu(tf.tensordot(h, self.hidden_kernel_1, 1) + self.hidden_bias_1)
+        h = tf.nn.relu(dot(h, self.hidden_kernel_1, self.matmul_dtype) + self.hidden_bias_1)
         return self.head(h)
 
     def head(self, h1):
         """From the first ReLU layer's output `[..., dim]` to logits `[..., q_levels]`."""
-        h = tf.nn.relu(tf.tensordot(h1, self.hidden_kernel_2, 1) + self.hidden_bias_2)
-        return tf.tensordot(h, self.output_kernel, 1) + self.output_bias
+        h = tf.nn.relu(dot(h1, self.hidden_kernel_2, self.matmul_dtype) + self.hidden_bias_2)
+        return dot(h, self.output_kernel, self.matmul_dtype) + self.output_bias
 
     def folded_tables(self):
         """The input layer and first hidden layer folded into lookups (for the sampler).
@@ -346,5 +361,5 @@ class SampleMLP(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(frame_size=self.frame_size, dim=self.dim, q_levels=self.q_levels,
-                      emb_size=self.emb_size)
+                      emb_size=self.emb_size, precision=self.precision)
         return config

@@ -44,6 +44,8 @@ class SampleRNN(keras.Model):
             layer -> tier output, which is their sum).
         seq_len: int, targets per training window (a multiple of `frame_sizes[-1]`).
         max_grad_norm: float or None, clip gradients by global norm (None: no clipping).
+        precision: `"float32"`, or `"mixed_bfloat16"` for matrix products in bfloat16 with
+            float32 variables, states and loss (`audiogen.precision`; faster on CPUs with AMX).
 
     Call: `model(x, states=None) -> (logits, new_states)`; `x` int32
     `[batch, length + frame_sizes[-1]]` (any length that is a multiple of the top frame size),
@@ -66,7 +68,7 @@ class SampleRNN(keras.Model):
 
     def __init__(self, frame_sizes=(16, 64), dim=1024, rnn_type="gru", num_rnn_layers=4,
                  q_type="mu-law", q_levels=256, emb_size=256, skip_conn=False, seq_len=1024,
-                 max_grad_norm=1.0, **kwargs):
+                 max_grad_norm=1.0, precision="float32", **kwargs):
         super().__init__(**kwargs)
         frame_sizes = [int(f) for f in frame_sizes]
         if not frame_sizes or any(b <= a or b % a for a, b in zip(frame_sizes, frame_sizes[1:])):
@@ -86,6 +88,7 @@ class SampleRNN(keras.Model):
         self.skip_conn = bool(skip_conn)
         self.seq_len = int(seq_len)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        self.precision = precision
         # === Layers ===
         sizes = list(reversed(frame_sizes))               # top to bottom
         below = sizes[1:] + [1]                           # bottom tier: one vector per sample
@@ -93,8 +96,8 @@ class SampleRNN(keras.Model):
         for k, (f, b) in enumerate(zip(sizes, below)):
             setattr(self, f"tier_{k}", FrameTier(f, f // b, self.dim, rnn_type,
                                                  self.num_rnn_layers, self.skip_conn,
-                                                 name=f"frame_tier_{f}"))
-        self.mlp = SampleMLP(frame_sizes[0], self.dim, self.q_levels, self.emb_size,
+                                                 precision, name=f"frame_tier_{f}"))
+        self.mlp = SampleMLP(frame_sizes[0], self.dim, self.q_levels, self.emb_size, precision,
                              name="sample_mlp")
         # === Metrics ===
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -296,7 +299,8 @@ class SampleRNN(keras.Model):
         config.update(frame_sizes=list(self.frame_sizes), dim=self.dim, rnn_type=self.rnn_type,
                       num_rnn_layers=self.num_rnn_layers, q_type=self.q_type,
                       q_levels=self.q_levels, emb_size=self.emb_size, skip_conn=self.skip_conn,
-                      seq_len=self.seq_len, max_grad_norm=self.max_grad_norm)
+                      seq_len=self.seq_len, max_grad_norm=self.max_grad_norm,
+                      precision=self.precision)
         return config
 
     @classmethod

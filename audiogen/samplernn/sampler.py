@@ -28,6 +28,7 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
 
 from audiogen.audio.quantize import silence_level
+from audiogen.precision import dot, to_matmul_dtype
 from audiogen.samplernn.layers import levels_to_inputs
 
 
@@ -98,9 +99,9 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits):
         table = tf.reshape(table, [f0 * q, dim])
         offsets = tf.range(f0)[:, None] * q                    # [f0, 1]
         bottom = tiers[-1]
-        up_kernel = tf.reshape(
+        up_kernel = to_matmul_dtype(tf.reshape(
             tf.einsum("dfe,ek->dfk", tf.reshape(bottom.upsample_kernel, [dim, f0, dim]), w1),
-            [dim, f0 * dim])
+            [dim, f0 * dim]), bottom.matmul_dtype)
         up_bias = tf.reshape(
             tf.matmul(tf.reshape(bottom.upsample_bias, [f0, dim]), w1) + bias1, [f0 * dim])
 
@@ -154,7 +155,7 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits):
                     lower, buffer, logits_buf = frame_loop(k + 1, pos, ratio, sub, lower,
                                                            buffer, logits_buf)
                 else:
-                    cond0 = tf.matmul(out, up_kernel) + up_bias
+                    cond0 = dot(out, up_kernel, bottom.matmul_dtype) + up_bias
                     cond0 = tf.transpose(tf.reshape(cond0, [b, f0, dim]), [1, 0, 2])
                     buffer, logits_buf = sample_loop(pos, cond0, buffer, logits_buf)
                 return j + 1, own + lower, buffer, logits_buf

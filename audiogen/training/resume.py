@@ -25,6 +25,10 @@ def find_resume_checkpoint(run_dir, resume, resume_from=None):
     return None
 
 
+# Keys that change how a run computes but not its weights; a resumed run may change them.
+CHANGEABLE_ON_RESUME = ("precision",)
+
+
 def check_same_config(resume_path, config, extra=None):
     """Raise ValueError naming each key of `config` whose saved value differs.
 
@@ -39,7 +43,7 @@ def check_same_config(resume_path, config, extra=None):
     saved_args = load_training_args(saved_dir)
     requested = dict(config, **extra)
     saved = {k: saved_args.get(k, v) if k in extra else saved.get(k) for k, v in requested.items()}
-    keys = config_differences(saved, requested)
+    keys = [k for k in config_differences(saved, requested) if k not in CHANGEABLE_ON_RESUME]
     if keys:
         lines = "\n  ".join(describe_differences(saved, requested, keys))
         raise ValueError(f"cannot resume from {resume_path}: its run was trained with a different "
