@@ -8,14 +8,17 @@
   - end to end: `model.fit` as train.py runs it (XLA, one compiled execution per batch of
     pieces), with validation bits/sample after 250 and 500 steps.
 * `default` (`default.config.json`: dim 1024, 4 GRU layers), batch 16, seq_len 1024: model
-  only, without XLA (TensorFlow graph, oneDNN kernels) and with it (not with --quick), a few
-  steps each.
+  only, a few steps each: float32 without XLA (TensorFlow graph, oneDNN kernels) and
+  mixed_bfloat16 with XLA (and, not with --quick, the other two combinations).
+
+Every small-config run is done in both precisions (`"precision"`: float32, and mixed_bfloat16 =
+bfloat16 matrix products, float32 elsewhere), so the validation bits show what bfloat16 costs.
 
 PRiSM's figures were measured on Bach piano audio in 8 s chunks, ours on the demo piano: the
 validation bits are comparable in scale, not equal data.
 
-    .venv/bin/python benchmarks/bench_train_samplernn.py            # ~8 minutes
-    .venv/bin/python benchmarks/bench_train_samplernn.py --quick    # ~4 minutes (250 steps)
+    .venv/bin/python benchmarks/bench_train_samplernn.py            # ~12 minutes
+    .venv/bin/python benchmarks/bench_train_samplernn.py --quick    # ~6 minutes (250 steps)
 
 Prints a table and writes benchmarks/results/bench_train_samplernn.json.
 """
@@ -37,6 +40,7 @@ BATCH = 16
 PRISM = {"small": {"seq_len": 512, "s_per_step": 0.29, "val_bits": {250: 5.19, 500: 4.91}},
          "default": {"seq_len": 1024, "s_per_step": 5.65}}
 TARGET_RATIO = 2.0
+SHORT = {"float32": "fp32", "mixed_bfloat16": "bf16"}
 
 
 def parse_args(argv):
@@ -90,7 +94,9 @@ def model_only(config, seq_len, jit_compile, steps):
 
 def small_end_to_end(config, total_steps):
     """Train as train.py does; validation bits/sample every 250 steps; pipeline-only rate."""
+    import keras
     from audiogen.data.audio_dataset import make_audio_datasets
+    keras.utils.set_random_seed(0)       # the same initial weights and batches for each precision
     seq_len = config["seq_len"]
     data = make_audio_datasets(DATA_DIR, sample_rate=SAMPLE_RATE, batch_size=BATCH,
                                seq_len=seq_len, top_frame_size=config["frame_sizes"][-1],
@@ -120,7 +126,7 @@ def small_end_to_end(config, total_steps):
         row["epoch_s"].append(time.perf_counter() - start)
         bits = model.evaluate(data.val, verbose=0, return_dict=True)["bits_per_sample"]
         row["val_bits"][(epoch + 1) * every] = float(bits)
-        print(f"  small end to end: {(epoch + 1) * every} steps, "
+        print(f"  small end to end, {config['precision']}: {(epoch + 1) * every} steps, "
               f"{row['epoch_s'][-1] / every:.3f} s/step, val {bits:.2f} bits/sample", flush=True)
     # The first 250 steps include compiling; the steady rate comes from the later ones.
     steady = row["epoch_s"][1:] or row["epoch_s"]
@@ -131,7 +137,7 @@ def small_end_to_end(config, total_steps):
 
 
 def print_table(rows):
-    head = (f"{'config':<8}{'run':<22}{'s/step':>8}{'samples/s':>11}{'PRiSM s':>9}{'xPRiSM':>8}"
+    head = (f"{'config':<8}{'run':<27}{'s/step':>8}{'samples/s':>11}{'PRiSM s':>9}{'xPRiSM':>8}"
             f"{'val bits':>24}{'PRiSM bits':>24}")
     print(head)
     print("-" * len(head))
@@ -141,11 +147,12 @@ def print_table(rows):
         bits_s = " ".join(f"{k}:{v:.2f}" for k, v in bits.items())
         prism_bits = " ".join(f"{k}:{v:.2f}" for k, v in prism.get("val_bits", {}).items()
                               if k in bits)
-        print(f"{r['config']:<8}{r['run']:<22}{r['s_per_step']:>8.3f}{r['samples_per_s']:>11.0f}"
+        print(f"{r['config']:<8}{r['run']:<27}{r['s_per_step']:>8.3f}{r['samples_per_s']:>11.0f}"
               f"{prism['s_per_step']:>9.2f}{prism['s_per_step'] / r['s_per_step']:>8.2f}"
               f"{bits_s:>24}{prism_bits:>24}")
     print(f"batch {BATCH}; samples/s = batch x seq_len / s per step; xPRiSM = PRiSM s/step / ours "
-          f"(target >= {TARGET_RATIO}); val bits after N steps (demo piano; PRiSM: Bach piano).")
+          f"(target >= {TARGET_RATIO}); val bits after N steps (demo piano; PRiSM: Bach piano); "
+          f"fp32 = float32, bf16 = mixed_bfloat16.")
 
 
 def main(argv=None):
@@ -155,19 +162,26 @@ def main(argv=None):
     small, default = load_config("small"), load_config("default")
     rows = []
 
-    def add(row, config, run):
-        rows.append({"config": config, "run": run, **row})
+    def add(row, config, run, precision):
+        run = f"{run}, {SHORT[precision]}"
+        rows.append({"config": config, "run": run, "precision": precision, **row})
         print(f"[{time.perf_counter() - start:5.0f} s] {config} {run}: "
               f"{row['s_per_step']:.3f} s/step, {row['samples_per_s']:.0f} samples/s", flush=True)
 
     steps = 5 if args.quick else 10
-    add(model_only(small, 512, True, steps), "small", "model only, XLA")
-    e2e = small_end_to_end(small, 250 if args.quick else 500)
-    add(e2e, "small", "end to end, XLA")
+    for precision in SHORT:
+        add(model_only({**small, "precision": precision}, 512, True, steps), "small",
+            "model only, XLA", precision)
+    for precision in SHORT:
+        e2e = small_end_to_end({**small, "precision": precision}, 250 if args.quick else 500)
+        add(e2e, "small", "end to end, XLA", precision)
     print(f"  pipeline only: {e2e['pipeline_samples_per_s']:.0f} samples/s")
-    for jit in (False,) if args.quick else (False, True):
-        add(model_only(default, 1024, jit, 2 if args.quick else 3), "default",
-            "model only, " + ("XLA" if jit else "graph"))
+    runs = [("float32", False), ("mixed_bfloat16", True)]
+    if not args.quick:
+        runs += [("float32", True), ("mixed_bfloat16", False)]
+    for precision, jit in runs:
+        add(model_only({**default, "precision": precision}, 1024, jit, 2 if args.quick else 3),
+            "default", "model only, " + ("XLA" if jit else "graph"), precision)
     print()
     print_table(rows)
     write_results(args.output, "bench_train_samplernn", argv, start, load_before, rows,
