@@ -61,6 +61,8 @@ def parse_args(argv):
                    help=f"samples per sequence (default: per config, {NUM_SAMPLES})")
     p.add_argument("--full", action="store_true",
                    help="also generate 16 x 10 s with the default config (peak RSS target)")
+    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                   help="the models' matmul precision (the math floor uses the same)")
     p.add_argument("--output", default=RESULTS, help="JSON results file")
     p.add_argument("--worker", nargs=3, metavar=("CONFIG", "NUM_SEQS", "NUM_SAMPLES"),
                    help=argparse.SUPPRESS)
@@ -68,11 +70,11 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def build_model(config_name):
+def build_model(config_name, precision):
     from audiogen.samplernn import SampleRNN
     with open(CONFIGS[config_name], encoding="utf-8") as f:
         config = json.load(f)
-    model = SampleRNN(**{k: config[k] for k in MODEL_KEYS})
+    model = SampleRNN(**{k: config[k] for k in MODEL_KEYS}, precision=precision)
     model.build()
     return model
 
@@ -86,10 +88,11 @@ def make_floor_fn(model, batch, num_samples):
     Inputs are fixed tensors; each loop carries its state so no iteration can be skipped.
     """
     import tensorflow as tf
+    from audiogen.precision import dot
     tiers, mlp, dim = model.tiers, model.mlp, model.dim
     f0, top = model.frame_sizes[0], model.frame_sizes[-1]
     num_gen = -(-num_samples // top) * top
-    up_kernel = tf.random.normal([dim, f0 * dim], stddev=0.01)
+    up_kernel = tf.cast(tf.random.normal([dim, f0 * dim], stddev=0.01), tiers[-1].matmul_dtype)
 
     def loop(steps, body, init):
         return tf.while_loop(lambda i, *_: i < steps, lambda i, *v: (i + 1,) + body(*v),
@@ -107,7 +110,7 @@ def make_floor_fn(model, batch, num_samples):
                 if k + 1 < len(tiers):
                     up = tier.upsample(out)
                 else:
-                    up = tf.matmul(out, up_kernel)
+                    up = dot(out, up_kernel, tier.matmul_dtype)
                 return states, acc + up[:, :dim]
 
             states, acc = loop(num_gen // tier.frame_size, tier_body,
@@ -124,17 +127,17 @@ def make_floor_fn(model, batch, num_samples):
     return floor
 
 
-def run_cell(config_name, num_seqs, num_samples, warmup=True):
+def run_cell(config_name, num_seqs, num_samples, precision, warmup=True):
     """One (config, num_seqs) cell in this process; returns its row."""
     import numpy as np
     import tensorflow as tf
     from audiogen.samplernn.sampler import generate
 
-    model = build_model(config_name)
+    model = build_model(config_name, precision)
     temps = np.full([num_seqs], 1.0, np.float32)
     row = {"config": config_name, "num_seqs": num_seqs, "num_samples": num_samples,
            "dim": model.dim, "num_rnn_layers": model.num_rnn_layers,
-           "frame_sizes": list(model.frame_sizes)}
+           "frame_sizes": list(model.frame_sizes), "precision": precision}
     start = time.perf_counter()
     if warmup:
         np.asarray(generate(model, num_samples, temps, rng_seed=1))
@@ -167,9 +170,9 @@ def run_cell(config_name, num_seqs, num_samples, warmup=True):
     return row
 
 
-def spawn_cell(config_name, num_seqs, num_samples, warmup=True):
+def spawn_cell(config_name, num_seqs, num_samples, precision, warmup=True):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", config_name, str(num_seqs),
-           str(num_samples)] + ([] if warmup else ["--no_warmup"])
+           str(num_samples), "--precision", precision] + ([] if warmup else ["--no_warmup"])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         sys.stderr.write(proc.stderr[-4000:])
@@ -202,7 +205,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         name, seqs, samples = args.worker
-        print(json.dumps(run_cell(name, int(seqs), int(samples), not args.no_warmup)))
+        print(json.dumps(run_cell(name, int(seqs), int(samples), args.precision,
+                                  not args.no_warmup)))
         return 0
     start = time.perf_counter()
     load_before = load_average()
@@ -212,7 +216,7 @@ def main(argv=None):
     if args.full:
         cells.append(("default", 16, 10 * SAMPLE_RATE, False))
     for cell in cells:
-        row = spawn_cell(*cell)
+        row = spawn_cell(*cell[:3], args.precision, cell[3])
         rows.append(row)
         print(f"[{time.perf_counter() - start:5.0f} s] {row['config']} x{row['num_seqs']}: "
               f"{row['samples_per_s']:.0f} samples/s, floor ratio "
