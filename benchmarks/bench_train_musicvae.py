@@ -31,7 +31,7 @@ import statistics
 import sys
 import time
 
-from common import REPO, RESULTS_DIR, load_average, write_results
+from common import REPO, RESULTS_DIR, fit_step_times, load_average, write_results
 
 DATA_DIR = os.path.join(REPO, "data", "demo", "midi", "oneills")
 RESULTS = os.path.join(RESULTS_DIR, "bench_train_musicvae.json")
@@ -88,35 +88,10 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-class _StepTimes:
-    """Keras callback recording the wall time around each training batch."""
-
-    def __init__(self):
-        import keras
-
-        class Callback(keras.callbacks.Callback):
-            def on_train_batch_begin(cb, batch, logs=None):
-                self.begin.append(time.perf_counter())
-
-            def on_train_batch_end(cb, batch, logs=None):
-                self.end.append(time.perf_counter())
-
-        self.callback = Callback()
-        self.begin, self.end = [], []
-
-
-def _fit(model, dataset, steps):
-    """Run `steps` training steps with `model.fit`; returns the wall time of each step (from
-    the start of the batch, input included, to its end)."""
-    times = _StepTimes()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[times.callback])
-    return [e - b for b, e in zip(times.begin, times.end)]
-
-
 def _timed(model, dataset, steps, batch_size):
     """Steps/s from the median step time of `steps` compiled steps (the median is robust to the
     other jobs of a shared machine; the mean is kept too)."""
-    durations = _fit(model, dataset, steps)
+    durations = fit_step_times(model, dataset, steps)
     median = statistics.median(durations)
     mean = sum(durations) / len(durations)
     return {"steps_per_s": 1.0 / median, "melodies_per_s": batch_size / median,
@@ -151,7 +126,7 @@ def bench_one(name, mode, args, steps):
         [batch, seq_len], seed=(1, 2), maxval=VOCAB_SIZE, dtype=tf.int32)).repeat()
 
     start = time.perf_counter()
-    compile_s = _fit(model, synthetic, 1)[0]
+    compile_s = fit_step_times(model, synthetic, 1)[0]
     row = {"model": name, "mode": mode, "batch_size": batch, "seq_len": seq_len,
            "sampling_settings": MODES[mode], "jit_compile": args.jit_compile,
            "compile_s": compile_s, "first_fit_s": time.perf_counter() - start,

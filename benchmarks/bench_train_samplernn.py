@@ -4,7 +4,8 @@
   piano audio (data/demo/audio, 16 kHz, 4 s pieces: the demo's 189 s are too few for one training
   and one validation batch of 16 pieces of 8 s):
   - pipeline only: windows per second from `make_audio_datasets`, without the model;
-  - model only: the compiled train step on a fixed synthetic batch (median step time);
+  - model only: the compiled train step on a fixed synthetic batch (median step time, the
+    first, compiling step left out);
   - end to end: `model.fit` as train.py runs it (XLA, one compiled execution per batch of
     pieces), with validation bits/sample after 250 and 500 steps.
 * `default` (`default.config.json`: dim 1024, 4 GRU layers), batch 16, seq_len 1024: model
@@ -26,10 +27,11 @@ Prints a table and writes benchmarks/results/bench_train_samplernn.json.
 import argparse
 import math
 import os
+import statistics
 import sys
 import time
 
-from common import REPO, RESULTS_DIR, load_average, write_results
+from common import REPO, RESULTS_DIR, fit_step_times, load_average, write_results
 
 DATA_DIR = os.path.join(REPO, "data", "demo", "audio")
 RESULTS = os.path.join(RESULTS_DIR, "bench_train_samplernn.json")
@@ -83,14 +85,11 @@ def model_only(config, seq_len, jit_compile, steps):
     top = config["frame_sizes"][-1]
     x = np.random.default_rng(0).integers(0, config["q_levels"], [BATCH, seq_len + top])
     data = tf.data.Dataset.from_tensors((x.astype(np.int32), np.array(False))).repeat()
-    start = time.perf_counter()
-    model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    per_step = (time.perf_counter() - start) / steps
+    durations = fit_step_times(model, data, steps + 1)
+    per_step = statistics.median(durations[1:])
     return {"s_per_step": per_step, "samples_per_s": BATCH * seq_len / per_step,
-            "first_step_s": first, "steps": steps, "jit_compile": jit_compile}
+            "first_step_s": durations[0], "step_s": [round(d, 4) for d in durations[1:]],
+            "steps": steps, "jit_compile": jit_compile}
 
 
 def small_end_to_end(config, total_steps):

@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: the repository on `sys.path`, and the JSON results file."""
+"""Shared by the benchmark scripts: the repository on `sys.path`, the JSON results file, and
+per-step timing of `model.fit`."""
 import json
 import os
 import platform
@@ -33,3 +34,22 @@ def write_results(path, name, argv, start, load_before, rows, **extra):
     print(f"load average before/after: {load_before} / {result['load_average_after']}; "
           f"total {result['total_s']:.0f} s; results: {path}")
     return result
+
+
+def fit_step_times(model, dataset, steps):
+    """Run `steps` training steps in one `model.fit`; returns the wall time of each step (from
+    the start of its batch, input included, to its end). One `fit` call: a second call could
+    retrace and recompile the train function, which would be timed as steps."""
+    import keras
+
+    begin, end = [], []
+
+    class StepTimes(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            begin.append(time.perf_counter())
+
+        def on_train_batch_end(self, batch, logs=None):
+            end.append(time.perf_counter())
+
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[StepTimes()])
+    return [e - b for b, e in zip(begin, end)]
