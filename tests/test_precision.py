@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from audiogen.precision import dot, matmul_dtype, to_matmul_dtype
+from audiogen.precision import dense_relu, dot, matmul_dtype, to_matmul_dtype
 
 
 def test_float32_is_the_plain_product():
@@ -25,6 +25,37 @@ def test_bfloat16_products_are_float32_and_close(precast):
     # Operands rounded to 8 mantissa bits: errors ~2^-9 relative per term, far from exact zero.
     err = np.abs(out.numpy() - exact)
     assert err.max() < 0.05 * np.abs(exact).max() and err.max() > 0
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("jit", [False, True])
+def test_dense_relu_matches_the_plain_formula(precision, jit):
+    """Same values and gradients (x, kernel, bias) as `relu(dot(x, kernel) + bias)`.
+
+    In bfloat16 the activations come out rounded to bfloat16 (as the next product reads them),
+    and the upstream gradient is bfloat16-valued (as the next product's gradient is)."""
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.normal(size=[3, 5, 16]).astype(np.float32))
+    kernel = tf.Variable(rng.normal(size=[16, 24]).astype(np.float32))
+    bias = tf.Variable(rng.normal(size=[24]).astype(np.float32))
+    dtype = matmul_dtype(precision)
+    upstream = tf.cast(tf.cast(rng.normal(size=[3, 5, 24]).astype(np.float32), dtype), tf.float32)
+
+    def run(fn):
+        @tf.function(jit_compile=jit)
+        def values_and_grads(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = tf.cast(fn(x), tf.float32)
+                loss = tf.reduce_sum(y * upstream)
+            return (y,) + tuple(tape.gradient(loss, [x, kernel, bias]))
+        return [t.numpy() for t in values_and_grads(x)]
+
+    fast = run(lambda x: dense_relu(x, kernel, bias, dtype))
+    plain = run(lambda x: tf.cast(tf.nn.relu(dot(x, kernel, dtype) + bias), dtype))
+    assert fast[0].shape == (3, 5, 24) and (fast[0] == 0).any() and (fast[0] > 0).any()
+    for got, want in zip(fast, plain):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_unknown_precision_is_refused():

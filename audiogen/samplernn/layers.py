@@ -8,7 +8,7 @@ share one set of weights and one cell formula.
 import keras
 import tensorflow as tf
 
-from audiogen.precision import dot, matmul_dtype, to_matmul_dtype
+from audiogen.precision import dense_relu, dot, matmul_dtype, to_matmul_dtype
 from audiogen.samplernn.gru import gru_sequence
 
 RNN_TYPES = ("gru", "lstm")
@@ -337,12 +337,12 @@ class SampleMLP(keras.layers.Layer):
         # convolution over embeddings: q*emb*dim*frame_size MACs once per call instead of
         # emb*dim*frame_size per sample (the largest cost of training otherwise).
         h = cond + self.input_bias + frame_lookup_sum(self.input_table(), levels)
-        h = tf.nn.relu(dot(h, self.hidden_kernel_1, self.matmul_dtype) + self.hidden_bias_1)
-        return self.head(h)
+        return self.head(dense_relu(h, self.hidden_kernel_1, self.hidden_bias_1,
+                                    self.matmul_dtype))
 
     def head(self, h1):
         """From the first ReLU layer's output `[..., dim]` to logits `[..., q_levels]`."""
-        h = tf.nn.relu(dot(h1, self.hidden_kernel_2, self.matmul_dtype) + self.hidden_bias_2)
+        h = dense_relu(h1, self.hidden_kernel_2, self.hidden_bias_2, self.matmul_dtype)
         return dot(h, self.output_kernel, self.matmul_dtype) + self.output_bias
 
     def folded_tables(self):
