@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from common import REPO, RESULTS_DIR, load_average, write_results
+from common import REPO, RESULTS_DIR, note_machine_state, write_results
 
 RESULTS = os.path.join(RESULTS_DIR, "bench_generate.json")
 SAMPLE_RATE = 16000
@@ -209,7 +209,7 @@ def main(argv=None):
                                   not args.no_warmup)))
         return 0
     start = time.perf_counter()
-    load_before = load_average()
+    machine_before = note_machine_state()
     rows = []
     cells = [(c, n, args.num_samples or NUM_SAMPLES[c], True)
              for c in args.configs for n in args.num_seqs]
@@ -224,7 +224,7 @@ def main(argv=None):
               f"RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
     print()
     print_table(rows)
-    write_results(args.output, "bench_generate", argv, start, load_before, rows)
+    write_results(args.output, "bench_generate", argv, start, machine_before, rows)
     return 0
 
 

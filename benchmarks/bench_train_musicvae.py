@@ -31,7 +31,7 @@ import statistics
 import sys
 import time
 
-from common import REPO, RESULTS_DIR, fit_step_times, load_average, write_results
+from common import REPO, RESULTS_DIR, fit_step_times, note_machine_state, write_results
 
 DATA_DIR = os.path.join(REPO, "data", "demo", "midi", "oneills")
 RESULTS = os.path.join(RESULTS_DIR, "bench_train_musicvae.json")
@@ -181,7 +181,7 @@ def main(argv=None):
     if args.inter_op:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     table = QUICK_STEPS if args.quick else DEFAULT_STEPS
-    load_before = load_average()
+    machine_before = note_machine_state()
     start = time.perf_counter()
     rows = []
     for name in args.models:
@@ -196,7 +196,7 @@ def main(argv=None):
                   + f", compile {row['compile_s']:.1f} s", flush=True)
     print()
     print_table(rows)
-    write_results(args.output, "bench_train_musicvae", argv, start, load_before, rows,
+    write_results(args.output, "bench_train_musicvae", argv, start, machine_before, rows,
                   threads={"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()})
     return 0

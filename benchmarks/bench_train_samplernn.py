@@ -31,7 +31,7 @@ import statistics
 import sys
 import time
 
-from common import REPO, RESULTS_DIR, fit_step_times, load_average, write_results
+from common import REPO, RESULTS_DIR, fit_step_times, note_machine_state, write_results
 
 DATA_DIR = os.path.join(REPO, "data", "demo", "audio")
 RESULTS = os.path.join(RESULTS_DIR, "bench_train_samplernn.json")
@@ -157,7 +157,7 @@ def print_table(rows):
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    load_before = load_average()
+    machine_before = note_machine_state()
     small, default = load_config("small"), load_config("default")
     rows = []
 
@@ -184,7 +184,7 @@ def main(argv=None):
             "default", "model only, " + ("XLA" if jit else "graph"), precision)
     print()
     print_table(rows)
-    write_results(args.output, "bench_train_samplernn", argv, start, load_before, rows,
+    write_results(args.output, "bench_train_samplernn", argv, start, machine_before, rows,
                   prism=PRISM)
     return 0
 

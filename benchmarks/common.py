@@ -21,18 +21,61 @@ def load_average():
         return None
 
 
-def write_results(path, name, argv, start, load_before, rows, **extra):
-    """Write the results of benchmark `name` (with the machine's facts) as JSON to `path`."""
+def machine_state():
+    """The load average and this machine's speed right now, to read the other figures against.
+
+    `sgemm_gflops`: float32 1024 x 1024 matrix products with numpy on all cores (best of 5);
+    `copy_gb_s`: bytes read plus written per second copying a 256 MiB array (best of 5). Shared
+    machines have slow spells: on the 2-core VM of benchmarks/README.md the same compiled step
+    took 0.18 s in one spell and 0.33 s in another, and sgemm measured 110 to 170 GFLOP/s.
+    """
+    import numpy as np
+
+    def best(fn, reps=5):
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+    gemm_s = best(lambda: [a @ a for _ in range(8)])
+    src = np.ones(64 * 2**20, np.float32)
+    dst = np.empty_like(src)
+    copy_s = best(lambda: np.copyto(dst, src))
+    return {"load_average": load_average(),
+            "sgemm_gflops": round(8 * 2 * 1024**3 / gemm_s / 1e9, 1),
+            "copy_gb_s": round(2 * src.nbytes / copy_s / 1e9, 1)}
+
+
+def note_machine_state():
+    """`machine_state()`, printed."""
+    state = machine_state()
+    print(f"machine now: {describe_machine_state(state)}", flush=True)
+    return state
+
+
+def describe_machine_state(state):
+    return (f"load {state['load_average']}, sgemm {state['sgemm_gflops']} GFLOP/s, "
+            f"memory copy {state['copy_gb_s']} GB/s")
+
+
+def write_results(path, name, argv, start, machine_before, rows, **extra):
+    """Write the results of benchmark `name` (with the machine's facts and its state before, from
+    `machine_state()`, and now) as JSON to `path`."""
+    machine_after = machine_state()
     result = {"benchmark": name, "argv": sys.argv[1:] if argv is None else list(argv),
               "tensorflow": version("tensorflow-cpu"), "cpu_count": os.cpu_count(),
-              "platform": platform.platform(), "load_average_before": load_before,
-              "load_average_after": load_average(), "total_s": time.perf_counter() - start,
+              "platform": platform.platform(), "machine_before": machine_before,
+              "machine_after": machine_after, "total_s": time.perf_counter() - start,
               **extra, "results": rows}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
-    print(f"load average before/after: {load_before} / {result['load_average_after']}; "
-          f"total {result['total_s']:.0f} s; results: {path}")
+    print(f"machine before: {describe_machine_state(machine_before)}")
+    print(f"machine after:  {describe_machine_state(machine_after)}")
+    print(f"total {result['total_s']:.0f} s; results: {path}")
     return result
 
 
