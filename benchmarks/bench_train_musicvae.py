@@ -9,10 +9,10 @@ Two models at the sizes of the issue "Speed" (item 2):
 
 Each runs with teacher forcing (`tf`: constant schedule, rate 0) and with scheduled sampling
 (`ss`: inverse_sigmoid, rate 1000: a step loop picks the inputs, then the teacher-forced pass
-trains on them). For each the script compiles the train step (`model.compile(jit_compile=True)`
-as the CLI does; the first step is timed as "compile"), then times `--steps` steps of
-`model.fit`, one by one; steps/s come from the median step time (robust to the other jobs of a
-shared machine; the mean is in the JSON too):
+trains on them). For each the script compiles the train step as the CLI does (graph mode;
+`--xla` for `jit_compile=True`; the first step is timed as "compile"), then times `--steps`
+steps of `model.fit`, one by one; steps/s come from the median step time (robust to the other
+jobs of a shared machine; the mean is in the JSON too):
 
 * model only: a fixed synthetic random batch (no input pipeline);
 * end to end: the real melodies of data/demo/midi/oneills from `make_melody_datasets` (its
@@ -76,8 +76,8 @@ def parse_args(argv):
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
                    help="tf: teacher forcing, ss: scheduled sampling")
-    p.add_argument("--no_jit", dest="jit_compile", action="store_false",
-                   help="compile the train step without XLA")
+    p.add_argument("--xla", dest="jit_compile", action="store_true",
+                   help="compile the train step with XLA (default: graph mode, as train.py)")
     p.add_argument("--no_end_to_end", dest="end_to_end", action="store_false",
                    help="model only (synthetic batches)")
     p.add_argument("--intra_op", type=int, default=0,
@@ -169,7 +169,7 @@ def print_table(rows):
                   f"{'' if ratio is None or r['mode'] != 'tf' else f'{ratio:.2f}':>7}")
     print(f"mode tf = teacher forcing, ss = scheduled sampling; input synthetic = model only (a "
           f"fixed random batch), real = end to end on the demo melodies; steps/s from the median "
-          f"step time; compile s = first step (trace + XLA compile); PyTorch reference and ratio "
+          f"step time; compile s = first step (trace and compile); PyTorch reference and ratio "
           f"for teacher forcing only (target ratio >= {TARGET_RATIO}).")
 
 

@@ -37,7 +37,7 @@ def positive_float(value):
 def add_bool(parser, name, default, help_text):
     """`--name` alone means true; `--name false` turns it off."""
     parser.add_argument(f"--{name}", type=str2bool, nargs="?", const=True, default=default,
-                        metavar="BOOL", help=f"{help_text} (default: {default})")
+                        metavar="BOOL", help=help_text)
 
 
 def cycle_temperatures(temperatures, num_seqs):

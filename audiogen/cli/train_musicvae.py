@@ -59,7 +59,7 @@ def run(args, config):
     model = model_from_config(config)
     model.build_for_batch(config["batch_size"])
     optimizer = build_optimizer(keras.optimizers.Adam(config["learning_rate"]), model)
-    model.compile(optimizer=optimizer, jit_compile=args.jit_compile)
+    model.compile(optimizer=optimizer, jit_compile=bool(args.jit_compile))
     store = CheckpointStore(run_dir, model, optimizer, max_to_keep=args.max_checkpoints)
     best_store = CheckpointStore(run_dir, model, optimizer, max_to_keep=1, subdir=BEST_DIR)
     initial_epoch = 0

@@ -100,7 +100,7 @@ def run(args, config):
         initial_epoch = restore_for_resume(store, resume_path, args.optimizer, config)
         print(f"Resumed from {resume_path} at epoch {initial_epoch} "
               f"(optimizer step {int(optimizer.iterations.numpy())})")
-    model.compile(optimizer=optimizer, jit_compile=args.jit_compile,
+    model.compile(optimizer=optimizer, jit_compile=args.jit_compile is not False,
                   steps_per_execution=per_execution)
     save_config(config, run_dir)
     save_training_args(run_dir, {k: v for k, v in vars(args).items()
