@@ -114,14 +114,14 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits):
         logits_buf = tf.zeros([num_gen, b, q] if return_logits else [], tf.float32)
 
         def sample_loop(pos0, cond, buffer, logits_buf):
-            """`f0` samples from position `pos0`; `cond` `[f0, b, dim]` (folded)."""
+            """`f0` samples from position `pos0`; `cond` `[b, f0, dim]` (folded)."""
             uniform = tf.random.stateless_uniform([f0, b], seed=tf.stack([rng_seed, pos0]),
                                                   alg="philox")
             def body(i, buffer, logits_buf):
                 pos = pos0 + i
                 prev = tf.slice(buffer, tf.stack([pos - f0, 0]), [f0, b])
                 rows = tf.gather(table, prev + offsets)                        # [f0, b, dim]
-                h1 = tf.nn.relu(tf.reduce_sum(rows, axis=0) + tf.gather(cond, i))
+                h1 = tf.nn.relu(tf.reduce_sum(rows, axis=0) + tf.gather(cond, i, axis=1))
                 logits = mlp.head(h1)                                          # [b, q]
                 sample = sample_categorical(logits, inv_temp, tf.gather(uniform, i))
                 buffer = _put_row(buffer, sample[None], pos)
@@ -135,7 +135,7 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits):
             return buffer, logits_buf
 
         def frame_loop(k, pos0, steps, conds, tier_states, buffer, logits_buf):
-            """`steps` frames of tier k from position `pos0`; `conds` `[steps, b, dim]` or None.
+            """`steps` frames of tier k from position `pos0`; `conds` `[b, steps, dim]` or None.
 
             `tier_states` is the flat list of the states of tiers k and below.
             """
@@ -145,18 +145,18 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits):
             def body(j, flat_states, buffer, logits_buf):
                 pos = pos0 + j * size
                 frame = tf.transpose(tf.slice(buffer, tf.stack([pos - size, 0]), [size, b]))
-                cond = None if conds is None else tf.gather(conds, j)
+                cond = None if conds is None else tf.gather(conds, j, axis=1)
                 out, own = tier.rnn.step(tier.project(levels_to_inputs(frame, q), cond),
                                          flat_states[:n_own])
                 lower = list(flat_states[n_own:])
                 if k + 1 < len(tiers):
                     ratio = tier.upsample_ratio
-                    sub = tf.transpose(tf.reshape(tier.upsample(out), [b, ratio, dim]), [1, 0, 2])
+                    sub = tf.reshape(tier.upsample(out), [b, ratio, dim])
                     lower, buffer, logits_buf = frame_loop(k + 1, pos, ratio, sub, lower,
                                                            buffer, logits_buf)
                 else:
                     cond0 = dot(out, up_kernel, bottom.matmul_dtype) + up_bias
-                    cond0 = tf.transpose(tf.reshape(cond0, [b, f0, dim]), [1, 0, 2])
+                    cond0 = tf.reshape(cond0, [b, f0, dim])
                     buffer, logits_buf = sample_loop(pos, cond0, buffer, logits_buf)
                 return j + 1, own + lower, buffer, logits_buf
 
