@@ -11,8 +11,8 @@ peak RSS is its own) and reports:
   rate, the sample-level MLP's dim x dim and output layers at every sample), no sampling, no
   lookups, no nested loops; `floor ratio` = generation time / floor time (target <= 1.5).
   Generation and floor are timed alternately `--repeats` times and the fastest of each is
-  reported (all times are in the JSON): on a shared machine one slow spell during a single
-  timing moved the ratio by up to 1.5x;
+  reported (all times are in the JSON): with one timing each, the same cell read 2.33 and 2.80
+  in two runs minutes apart on a shared machine;
 * samples/s over all sequences, per sequence, the real-time factor (seconds of audio made per
   second of wall time, all sequences) and the ratio to PRiSM (target >= 5, where PRiSM has a
   figure);
@@ -22,7 +22,7 @@ peak RSS is its own) and reports:
 call (compilation included) and not compared with the floor, for the memory target (peak RSS
 < 4 GiB).
 
-    .venv/bin/python benchmarks/bench_generate.py            # ~4 minutes
+    .venv/bin/python benchmarks/bench_generate.py            # ~3 minutes
     .venv/bin/python benchmarks/bench_generate.py --full     # + 16 x 10 s default (~10 minutes)
     .venv/bin/python benchmarks/bench_generate.py --configs small --num_seqs 1 4
 
@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 
-from common import REPO, RESULTS_DIR, note_machine_state, write_results
+from common import REPO, RESULTS_DIR, note_machine_state, seconds, write_results
 
 RESULTS = os.path.join(RESULTS_DIR, "bench_generate.json")
 SAMPLE_RATE = 16000
@@ -134,12 +134,6 @@ def make_floor_fn(model, batch, num_samples):
     return floor
 
 
-def _seconds(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats=3):
     """One (config, num_seqs) cell in this process; returns its row.
 
@@ -162,15 +156,15 @@ def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats
     row["compiled_before_timing"] = warmup
     row["floor_s"] = row["floor_ratio"] = None
     if not warmup:  # the long memory run (`--full`): first call, not compared with the floor
-        row["generate_s_all"] = [_seconds(run_generate)]
+        row["generate_s_all"] = [seconds(run_generate)]
     else:
-        row["first_call_s"] = _seconds(lambda: run_generate(rng_seed=1))
+        row["first_call_s"] = seconds(lambda: run_generate(rng_seed=1))
         floor = make_floor_fn(model, num_seqs, num_samples)
         float(floor())  # compile
         row["generate_s_all"], row["floor_s_all"] = [], []
         for _ in range(repeats):
-            row["generate_s_all"].append(_seconds(run_generate))
-            row["floor_s_all"].append(_seconds(lambda: float(floor())))
+            row["generate_s_all"].append(seconds(run_generate))
+            row["floor_s_all"].append(seconds(lambda: float(floor())))
         row["floor_s"] = min(row["floor_s_all"])
     row["generate_s"] = gen_s = min(row["generate_s_all"])
     if row["floor_s"]:

@@ -21,6 +21,13 @@ def load_average():
         return None
 
 
+def seconds(fn):
+    """Wall time of `fn()`."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def machine_state():
     """The load average and this machine's speed right now, to read the other figures against.
 
@@ -32,12 +39,7 @@ def machine_state():
     import numpy as np
 
     def best(fn, reps=5):
-        times = []
-        for _ in range(reps):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times)
+        return min(seconds(fn) for _ in range(reps))
 
     a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
     gemm_s = best(lambda: [a @ a for _ in range(8)])
