@@ -68,6 +68,7 @@ MUSICVAE_EXTRA_DEFAULTS = {
     "transpose_range": 0,       # training augmentation: random shift in [-n, n] semitones
     "eval_fraction": 0.1,       # held-out share of train_dir files when eval_dir is null
     "max_grad_norm": 1.0,
+    "precision": "float32",     # or "mixed_bfloat16": bfloat16 LSTM products (audiogen.precision)
 }
 
 DEFAULTS = {

@@ -35,6 +35,17 @@ def dot(x, kernel, dtype):
     return tf.cast(product, tf.float32)
 
 
+def matmul(a, b, dtype, **kwargs):
+    """`tf.matmul(a, b, **kwargs)` computed in `dtype`; returns float32.
+
+    Operands already in `dtype` (e.g. a kernel cast once before a loop) are not cast again.
+    """
+    if dtype == tf.float32:
+        return tf.matmul(a, b, **kwargs)
+    product = tf.matmul(to_matmul_dtype(a, dtype), to_matmul_dtype(b, dtype), **kwargs)
+    return tf.cast(product, tf.float32)
+
+
 def dense_relu(x, kernel, bias, dtype):
     """`relu(x @ kernel + bias)` over the last axis of `x`, its products computed in `dtype`.
 

@@ -9,7 +9,8 @@ Two models at the sizes of the issue "Speed" (item 2):
 
 Each runs with teacher forcing (`tf`: constant schedule, rate 0) and with scheduled sampling
 (`ss`: inverse_sigmoid, rate 1000: a step loop picks the inputs, then the teacher-forced pass
-trains on them). For each the script compiles the train step as the CLI does (graph mode;
+trains on them), in both precisions (`"precision"`: float32, and mixed_bfloat16 = bfloat16 LSTM
+products; `--quick` runs scheduled sampling in mixed_bfloat16 only). For each the script compiles the train step as the CLI does (graph mode;
 `--xla` for `jit_compile=True`; the first step is timed as "compile"), then times `--steps`
 steps of `model.fit`, one by one; steps/s come from the median step time (robust to the other
 jobs of a shared machine; the mean is in the JSON too):
@@ -52,6 +53,7 @@ MODES = {
     "ss": {"schedule": "inverse_sigmoid", "rate": 1000},   # scheduled sampling
 }
 # PyTorch MusicVAE on this 2-core CPU (issue "Speed"), melodies/s; teacher forcing.
+SHORT = {"float32": "fp32", "mixed_bfloat16": "bf16"}
 PYTORCH_REFERENCE = {
     "flat-2bar": {"end_to_end": 160.0, "model_only": 210.0},
     "hier-16bar": {"end_to_end": 15.0, "model_only": None},
@@ -76,6 +78,8 @@ def parse_args(argv):
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
                    help="tf: teacher forcing, ss: scheduled sampling")
+    p.add_argument("--precisions", nargs="+", default=list(SHORT), choices=list(SHORT),
+                   help="model precisions to run")
     p.add_argument("--xla", dest="jit_compile", action="store_true",
                    help="compile the train step with XLA (default: graph mode, as train.py)")
     p.add_argument("--no_end_to_end", dest="end_to_end", action="store_false",
@@ -108,7 +112,7 @@ def _pipeline_rate(dataset, batches, batch_size):
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def bench_one(name, mode, args, steps):
+def bench_one(name, mode, precision, args, steps):
     import keras
     import tensorflow as tf
 
@@ -120,14 +124,15 @@ def bench_one(name, mode, args, steps):
     spec = MODELS[name]
     batch, seq_len = spec["batch_size"], spec["slice_bar"] * STEPS_PER_BAR
     keras.utils.set_random_seed(0)
-    model = MusicVAE(seq_len=seq_len, sampling_settings=MODES[mode], **spec["params"])
+    model = MusicVAE(seq_len=seq_len, sampling_settings=MODES[mode], precision=precision,
+                     **spec["params"])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=args.jit_compile)
     synthetic = tf.data.Dataset.from_tensors(tf.random.stateless_uniform(
         [batch, seq_len], seed=(1, 2), maxval=VOCAB_SIZE, dtype=tf.int32)).repeat()
 
     start = time.perf_counter()
     compile_s = fit_step_times(model, synthetic, 1)[0]
-    row = {"model": name, "mode": mode, "batch_size": batch, "seq_len": seq_len,
+    row = {"model": name, "mode": mode, "precision": precision, "batch_size": batch, "seq_len": seq_len,
            "sampling_settings": MODES[mode], "jit_compile": args.jit_compile,
            "compile_s": compile_s, "first_fit_s": time.perf_counter() - start,
            "parameters": int(sum(v.numpy().size for v in model.trainable_variables))}
@@ -149,7 +154,7 @@ def bench_one(name, mode, args, steps):
 
 
 def print_table(rows):
-    head = (f"{'model':<11}{'mode':<5}{'batch':>6}{'input':>10}{'steps/s':>9}{'mel/s':>9}"
+    head = (f"{'model':<11}{'mode':<5}{'prec':<5}{'batch':>6}{'input':>10}{'steps/s':>9}{'mel/s':>9}"
             f"{'pipe mel/s':>11}{'compile s':>10}{'PyTorch':>9}{'ratio':>7}")
     print(head)
     print("-" * len(head))
@@ -161,13 +166,15 @@ def print_table(rows):
             ratio = r.get(f"ratio_{kind}")
             pipe = r.get("pipeline_melodies_per_s") if kind == "end_to_end" else None
             compile_s = r["compile_s"] if kind == "model_only" else None
-            print(f"{r['model']:<11}{r['mode']:<5}{r['batch_size']:>6}{label:>10}"
+            print(f"{r['model']:<11}{r['mode']:<5}{SHORT[r['precision']]:<5}"
+                  f"{r['batch_size']:>6}{label:>10}"
                   f"{r[kind]['steps_per_s']:>9.2f}{r[kind]['melodies_per_s']:>9.1f}"
                   f"{'' if pipe is None else f'{pipe:.0f}':>11}"
                   f"{'' if compile_s is None else f'{compile_s:.1f}':>10}"
                   f"{'' if ref is None or r['mode'] != 'tf' else f'{ref:.0f}':>9}"
                   f"{'' if ratio is None or r['mode'] != 'tf' else f'{ratio:.2f}':>7}")
-    print(f"mode tf = teacher forcing, ss = scheduled sampling; input synthetic = model only (a "
+    print(f"mode tf = teacher forcing, ss = scheduled sampling; prec bf16 = mixed_bfloat16 "
+          f"(bfloat16 LSTM products); input synthetic = model only (a "
           f"fixed random batch), real = end to end on the demo melodies; steps/s from the median "
           f"step time; compile s = first step (trace and compile); PyTorch reference and ratio "
           f"for teacher forcing only (target ratio >= {TARGET_RATIO}).")
@@ -186,14 +193,17 @@ def main(argv=None):
     rows = []
     for name in args.models:
         for mode in args.modes:
-            steps = args.steps or table[(name, mode)]
-            row = bench_one(name, mode, args, steps)
-            rows.append(row)
-            print(f"[{time.perf_counter() - start:6.0f} s] {name} {mode}: "
-                  f"{row['model_only']['melodies_per_s']:.1f} melodies/s model only"
-                  + (f", {row['end_to_end']['melodies_per_s']:.1f} end to end"
-                     if "end_to_end" in row else "")
-                  + f", compile {row['compile_s']:.1f} s", flush=True)
+            for precision in args.precisions:
+                if args.quick and mode == "ss" and precision != "mixed_bfloat16":
+                    continue
+                steps = args.steps or table[(name, mode)]
+                row = bench_one(name, mode, precision, args, steps)
+                rows.append(row)
+                print(f"[{time.perf_counter() - start:6.0f} s] {name} {mode} {SHORT[precision]}: "
+                      f"{row['model_only']['melodies_per_s']:.1f} melodies/s model only"
+                      + (f", {row['end_to_end']['melodies_per_s']:.1f} end to end"
+                         if "end_to_end" in row else "")
+                      + f", compile {row['compile_s']:.1f} s", flush=True)
     print()
     print_table(rows)
     write_results(args.output, "bench_train_musicvae", argv, start, machine_before, rows,

@@ -157,6 +157,54 @@ def test_whole_sequence_lstm_matches_keras_cells_with_gradients():
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
 
 
+def test_mixed_bfloat16_lstm_products_stay_close_to_float32():
+    """bfloat16 products: different numbers (the precision is in effect), close to float32 ones,
+    with the hand-written gradient as well (feature-major and batch-major loops)."""
+    rng = np.random.default_rng(1)
+    for batch in (3, 260):  # below and above _FEATURE_MAJOR_MAX_BATCH
+        cells = [keras.layers.LSTMCell(16), keras.layers.LSTMCell(16)]
+        for cell in cells:
+            cell.build((None, 8))
+        x = tf.constant(rng.standard_normal((batch, 12, 8)), tf.float32)
+        states = [(tf.zeros([batch, 16]), tf.zeros([batch, 16]))] * 2
+        variables = [v for cell in cells for v in cell.trainable_variables]
+        results = []
+        for dtype in (tf.float32, tf.bfloat16):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                outputs, _ = run_lstm_sequences(cells, [x, x], states, reverse=[False, True],
+                                                dtype=dtype)
+                loss = tf.reduce_sum(tf.sin(tf.range(12, dtype=tf.float32))[:, None]
+                                     * (outputs[0] + 2.0 * outputs[1]))
+            results.append([o.numpy() for o in outputs]
+                           + [tf.convert_to_tensor(g).numpy()
+                              for g in tape.gradient(loss, variables + [x])])
+        for full, low in zip(*results):
+            error = np.abs(full - low).max() / np.abs(full).max()
+            assert 0 < error < 0.02, error
+
+
+def test_mixed_bfloat16_model_trains_and_keeps_its_config():
+    full = MusicVAE(use_hier=True, **TINY)
+    low = MusicVAE(use_hier=True, precision="mixed_bfloat16", **TINY)
+    assert MusicVAE.from_config(low.get_config()).get_config() == low.get_config()
+    assert low.decoder.conductor.lstm.matmul_dtype == tf.bfloat16
+    for a, b in zip(low.variables, full.variables):
+        a.assign(b)
+    x = melodies()
+    z = tf.random.normal([B, Z], seed=3)
+    fast = low.decoder.teacher_forced(x, z).numpy()
+    slow, _ = low.decoder.step_loop(z, targets=x, sample_probability=0.0)
+    reference = full.decoder.teacher_forced(x, z).numpy()
+    assert 0 < np.abs(fast - reference).max() < 0.05
+    np.testing.assert_allclose(slow.numpy(), fast, atol=0.05)
+    low.compile(optimizer=keras.optimizers.Adam(1e-3))
+    logs = low.train_on_batch(x, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    with pytest.raises(ValueError, match="precision"):
+        MusicVAE(precision="float16", **TINY)
+
+
 def test_decoder_gradients_fast_path_equal_step_loop(model):
     x = melodies()
     z = tf.random.normal([B, Z], seed=4)
@@ -260,11 +308,13 @@ def test_jit_compiled_training():
     assert np.isfinite(logs["loss"])
 
 
-def test_tiny_model_overfits_a_few_melodies():
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_tiny_model_overfits_a_few_melodies(precision):
     keras.utils.set_random_seed(0)
     params = dict(embed_size=16, hidden_size=64, n_layers=1)
     m = MusicVAE(seq_len=T, z_size=16, encoder_params=params, decoder_params=params,
-                 beta_settings=dict(start_beta=0.0, end_beta=0.0, duration=0), free_bits=0.0)
+                 beta_settings=dict(start_beta=0.0, end_beta=0.0, duration=0), free_bits=0.0,
+                 precision=precision)
     m.compile(optimizer=keras.optimizers.Adam(3e-3))
     x = melodies(8, seed=11)
     m.fit(tf.data.Dataset.from_tensors(x).repeat(), epochs=1, steps_per_epoch=300, verbose=0)

@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 
 from audiogen.cli.args import fail
-from audiogen.config import STEPS_PER_BAR, save_config
+from audiogen.config import save_config
 from audiogen.data.melody_dataset import make_melody_datasets
 from audiogen.musicvae.model import MusicVAE
 from audiogen.musicvae.summaries import AdvancedSummaries
@@ -27,11 +27,7 @@ BEST_DIR = "best"
 
 def model_from_config(config):
     """A `MusicVAE` built from a resolved config."""
-    return MusicVAE(
-        seq_len=config["slice_bar"] * STEPS_PER_BAR,
-        **{k: config[k] for k in ARCHITECTURE_KEYS if k != "slice_bar"},
-        free_bits=config["free_bits"], beta_settings=config["beta_settings"],
-        sampling_settings=config["sampling_settings"], max_grad_norm=config["max_grad_norm"])
+    return MusicVAE.from_run_config(config)
 
 
 def run(args, config):

@@ -16,6 +16,10 @@ Two ways to run a decoder, sharing the same weights:
   with scheduled sampling runs it forward only, to choose the inputs, then trains the fast path
   on those inputs (`MusicVAE._forward`).
 
+`precision="mixed_bfloat16"` runs the LSTMs' matrix products (input projections and recurrent
+products, forward and backward) in bfloat16 with float32 results, states and gates
+(`audiogen.precision`); the dense layers stay float32.
+
 Token vocabulary (the melody data contract): 90 classes, 0 = no event, 1 = note-off,
 2..89 = MIDI pitches 21..108.
 
@@ -24,6 +28,8 @@ Music", ICML 2018.
 """
 import keras
 import tensorflow as tf
+
+from audiogen.precision import matmul, matmul_dtype, to_matmul_dtype
 
 VOCAB_SIZE = 90
 
@@ -89,14 +95,15 @@ def _column_sums(x):
     return tf.matmul(tf.ones([1, tf.shape(x)[0]], x.dtype), x)[0]
 
 
-def _lstm_recurrence(n, feature_major):
+def _lstm_recurrence(n, feature_major, dtype=tf.float32):
     """The recurrent part of `n` LSTMs in lockstep, with a hand-written gradient.
 
     Takes `n` input projections `[time, batch, 4 units]` (without bias; already reversed in time
     for backward LSTMs), `n` recurrent kernels `[units, 4 units]`, `n` biases `[4 units]` and `n`
     initial `h`, `c` `[batch, units]`; returns the `n` stacked outputs `[time, batch, units]`,
     then the `n` final `h` and the `n` final `c`. `feature_major` picks the layout of the loop
-    (see the notes above); the results do not depend on it.
+    (see the notes above); the results do not depend on it. The products run in `dtype` (the
+    kernels are cast once per call).
 
     The backward pass walks time once with one matmul per step (`dh_{t-1} = dz_t R^T`); the
     gradients of the recurrent kernel, `sum_t h_{t-1}^T dz_t`, and of the bias are then computed
@@ -111,20 +118,20 @@ def _lstm_recurrence(n, feature_major):
     def recurrence(*args):
         projs, kernels, biases = args[:n], args[n:2 * n], args[2 * n:3 * n]
         h0s, c0s = args[3 * n:4 * n], args[4 * n:]
-        dtype = projs[0].dtype
         steps = _static_or_dynamic(projs[0], 0)
-        xs = [tf.TensorArray(dtype, size=steps).unstack(to_loop(p)) for p in projs]
+        xs = [tf.TensorArray(tf.float32, size=steps).unstack(to_loop(p)) for p in projs]
+        low = [to_matmul_dtype(k, dtype) for k in kernels]    # once per call
         if feature_major:
-            kernels_t = [tf.transpose(k) for k in kernels]  # [4H, H], once per call
+            kernels_t = [tf.transpose(k) for k in low]        # [4H, H]
             biases_in = [b[:, None] for b in biases]
 
             def recurrent(k, h):
-                return tf.matmul(kernels_t[k], h)
+                return matmul(kernels_t[k], h, dtype)
         else:
             biases_in = biases
 
             def recurrent(k, h):
-                return tf.matmul(h, kernels[k])
+                return matmul(h, low[k], dtype)
 
         def body(t, xs, hs, cs, h_ta, c_ta, g_ta):
             out = ([], [], [], [], [])
@@ -141,7 +148,7 @@ def _lstm_recurrence(n, feature_major):
                     lst.append(value)
             return (t + 1, xs) + out
 
-        arrays = [[tf.TensorArray(dtype, size=steps) for _ in range(n)] for _ in range(3)]
+        arrays = [[tf.TensorArray(tf.float32, size=steps) for _ in range(n)] for _ in range(3)]
         init_h = [state_to_loop(h) for h in h0s]
         init_c = [state_to_loop(c) for c in c0s]
         # The inputs come first among the loop variables (see the note at the top of this part).
@@ -159,9 +166,9 @@ def _lstm_recurrence(n, feature_major):
             d_c_last = [state_to_loop(d) for d in _zeros_for_none(upstream[2 * n:], c0s)]
             c_prev = [tf.concat([init_c[k][None], cs[k][:-1]], axis=0) for k in range(n)]
             # Saved activations first, the (possibly all-zero) output gradients last.
-            saved = [[tf.TensorArray(dtype, size=steps).unstack(v[k]) for k in range(n)]
+            saved = [[tf.TensorArray(tf.float32, size=steps).unstack(v[k]) for k in range(n)]
                      for v in (gates, cs, c_prev, d_out)]
-            dz_arrays = [tf.TensorArray(dtype, size=steps) for _ in range(n)]
+            dz_arrays = [tf.TensorArray(tf.float32, size=steps) for _ in range(n)]
 
             def back(j, saved, dhs, dcs, dz_ta):
                 t = steps - 1 - j
@@ -177,9 +184,9 @@ def _lstm_recurrence(n, feature_major):
                                     dc * i * (1.0 - tf.square(g)),
                                     dh * tanh_c * o * (1.0 - o)], axis=gate_axis)
                     if feature_major:
-                        new_dh.append(tf.matmul(kernels[k], dz))
+                        new_dh.append(matmul(low[k], dz, dtype))
                     else:
-                        new_dh.append(tf.matmul(dz, kernels[k], transpose_b=True))
+                        new_dh.append(matmul(dz, low[k], dtype, transpose_b=True))
                     new_dc.append(dc * f)
                     new_dz.append(dz_ta[k].write(t, dz))
                 return j + 1, saved, new_dh, new_dc, new_dz
@@ -191,7 +198,7 @@ def _lstm_recurrence(n, feature_major):
             for k in range(n):
                 dz = to_loop(dz_ta[k].stack())                                # [T, N, 4H]
                 h_prev = tf.concat([h0s[k][None], outputs[k][:-1]], axis=0)   # [T, N, H]
-                d_kernels.append(tf.matmul(_flat(h_prev), _flat(dz), transpose_a=True))
+                d_kernels.append(matmul(_flat(h_prev), _flat(dz), dtype, transpose_a=True))
                 d_biases.append(_column_sums(_flat(dz)))
                 d_projs.append(dz)
             return (tuple(d_projs) + tuple(d_kernels) + tuple(d_biases)
@@ -203,16 +210,17 @@ def _lstm_recurrence(n, feature_major):
     return recurrence
 
 
-def _project(cell, x, constant=None):
+def _project(cell, x, constant=None, dtype=tf.float32):
     """Input projection of a whole time-major sequence `x` `[time, batch, features]` ->
-    `[time, batch, 4 units]` (without bias). `constant` (`[batch, const_features]`) is an input
-    repeated at every step after `x` on the feature axis: it is projected once."""
+    `[time, batch, 4 units]` (without bias), computed in `dtype`. `constant`
+    (`[batch, const_features]`) is an input repeated at every step after `x` on the feature
+    axis: it is projected once."""
     width = x.shape[-1]
     kernel = cell.kernel[:width] if constant is not None else cell.kernel
-    p = tf.matmul(_flat(x), kernel)
+    p = matmul(_flat(x), kernel, dtype)
     p = tf.reshape(p, tf.concat([tf.shape(x)[:2], [4 * cell.units]], axis=0))
     if constant is not None:
-        p = p + tf.matmul(constant, cell.kernel[width:])[None]
+        p = p + matmul(constant, cell.kernel[width:], dtype)[None]
     return p
 
 
@@ -222,7 +230,7 @@ def _bias(cell):
     return tf.zeros([4 * cell.units])
 
 
-def _run_lstm(cells, projections, states):
+def _run_lstm(cells, projections, states, dtype=tf.float32):
     """Run built LSTMCells over whole time-major sequences in one `tf.while_loop` (lockstep).
 
     Args:
@@ -230,6 +238,7 @@ def _run_lstm(cells, projections, states):
         projections: `n` input projections `[time, batch, 4 units_k]` from `_project`, each in
             the order its cell walks time.
         states: `n` pairs `(h, c)`, each `[batch, units_k]`.
+        dtype: dtype of the recurrent products (float32 or bfloat16).
     Returns:
         `(outputs, final_states)`: `n` outputs `[time, batch, units_k]` (in walking order) and
         `n` pairs `(h, c)`.
@@ -238,13 +247,14 @@ def _run_lstm(cells, projections, states):
     for cell in cells:
         _check_default_activations(cell)
     feature_major = _feature_major_for(projections[0].shape[1])
-    results = _lstm_recurrence(n, feature_major)(
+    results = _lstm_recurrence(n, feature_major, dtype)(
         *projections, *[tf.convert_to_tensor(cell.recurrent_kernel) for cell in cells],
         *[_bias(cell) for cell in cells], *[s[0] for s in states], *[s[1] for s in states])
     return list(results[:n]), list(zip(results[n:2 * n], results[2 * n:]))
 
 
-def run_lstm_sequences(cells, inputs, states, reverse=None, constants=None):
+def run_lstm_sequences(cells, inputs, states, reverse=None, constants=None,
+                       dtype=tf.float32):
     """Run built LSTMCells over whole sequences in one `tf.while_loop` (in lockstep).
 
     Each cell k gets its own input `inputs[k]` (`[batch, time, features_k]`, all the same time
@@ -253,7 +263,7 @@ def run_lstm_sequences(cells, inputs, states, reverse=None, constants=None):
     all steps at once before the loop, and the loop has a hand-written gradient (see
     `_lstm_recurrence`). `constants[k]` (optional, `[batch, const_features_k]`) is an input
     repeated at every step, as if concatenated after `inputs[k]` on the feature axis; it is
-    projected once instead of once per step.
+    projected once instead of once per step. The matrix products run in `dtype`.
 
     Returns:
         `(outputs, final_states)`: lists of `[batch, time, units_k]` and `(h, c)`.
@@ -264,8 +274,8 @@ def run_lstm_sequences(cells, inputs, states, reverse=None, constants=None):
     projections = []
     for cell, x, const, backwards in zip(cells, inputs, constants, reverse):
         x = tf.transpose(x, [1, 0, 2])  # time major
-        projections.append(_project(cell, tf.reverse(x, [0]) if backwards else x, const))
-    outputs, finals = _run_lstm(cells, projections, states)
+        projections.append(_project(cell, tf.reverse(x, [0]) if backwards else x, const, dtype))
+    outputs, finals = _run_lstm(cells, projections, states, dtype)
     outputs = [tf.transpose(tf.reverse(out, [0]) if backwards else out, [1, 0, 2])
                for out, backwards in zip(outputs, reverse)]
     return outputs, finals
@@ -279,12 +289,15 @@ class LSTMStack(keras.layers.Layer):
     Args:
         units: int, cells per layer.
         n_layers: int, number of stacked layers.
+        precision: `"float32"` or `"mixed_bfloat16"` (the LSTM products in bfloat16).
     """
 
-    def __init__(self, units, n_layers, **kwargs):
+    def __init__(self, units, n_layers, precision="float32", **kwargs):
         super().__init__(**kwargs)
+        self.matmul_dtype = matmul_dtype(precision)
         self.units = units
         self.n_layers = n_layers
+        self.precision = precision
         # One attribute per cell (not a list): tf.train.Checkpoint does not track Keras 3 lists.
         for i in range(n_layers):
             setattr(self, f"cell_{i}", keras.layers.LSTMCell(units, name=f"lstm_cell_{i}"))
@@ -333,7 +346,9 @@ class LSTMStack(keras.layers.Layer):
         units]`, final states)."""
         final = []
         for cell, state in zip(self.cells, states):
-            (x,), (state,) = _run_lstm([cell], [_project(cell, x, constant)], [state])
+            dtype = self.matmul_dtype
+            (x,), (state,) = _run_lstm([cell], [_project(cell, x, constant, dtype)], [state],
+                                       dtype)
             constant = None
             final.append(state)
         return x, final
@@ -342,13 +357,15 @@ class LSTMStack(keras.layers.Layer):
         """Per layer `(stacked kernel, recurrent kernel, bias)` as tensors, read once for a loop
         of `step_with_params` calls. The stacked kernel `[features + units, 4 units]` is the
         input kernel over the recurrent one, so that a step is one matmul of `[x, h]` (None for
-        the bottom layer when `first_input_projected`)."""
+        the bottom layer when `first_input_projected`). The kernels are in the matrix-product
+        dtype of `precision`."""
         params = []
         for layer, cell in enumerate(self.cells):
             recurrent = tf.convert_to_tensor(cell.recurrent_kernel)
             stacked = (None if layer == 0 and first_input_projected
                        else tf.concat([cell.kernel, recurrent], axis=0))
-            params.append((stacked, recurrent, _bias(cell)))
+            params.append((None if stacked is None else to_matmul_dtype(stacked, self.matmul_dtype),
+                           to_matmul_dtype(recurrent, self.matmul_dtype), _bias(cell)))
         return params
 
     @staticmethod
@@ -356,13 +373,14 @@ class LSTMStack(keras.layers.Layer):
         """One time step with the LSTMCell maths (the cells' default activations): `x`
         `[batch, features]` -> (`[batch, units]`, new states). `first_input_projection`
         (`[batch, 4 units]`), if given, replaces `x @ kernel` of the bottom layer (e.g. a
-        projection computed before the loop; see `step_params`)."""
+        projection computed before the loop; see `step_params`). The products run in the
+        kernels' dtype."""
         new_states = []
         for layer, ((stacked, recurrent, bias), (h, c)) in enumerate(zip(params, states)):
             if layer == 0 and first_input_projection is not None:
-                z = first_input_projection + tf.matmul(h, recurrent)
+                z = first_input_projection + matmul(h, recurrent, recurrent.dtype)
             else:
-                z = tf.matmul(tf.concat([x, h], axis=-1), stacked)
+                z = matmul(tf.concat([x, h], axis=-1), stacked, stacked.dtype)
             z_i, z_f, z_g, z_o = tf.split(z + bias, 4, axis=-1)
             c = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_g)
             x = h = tf.sigmoid(z_o) * tf.tanh(c)
@@ -371,7 +389,8 @@ class LSTMStack(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"units": self.units, "n_layers": self.n_layers})
+        config.update({"units": self.units, "n_layers": self.n_layers,
+                       "precision": self.precision})
         return config
 
 
@@ -391,6 +410,7 @@ class Encoder(keras.layers.Layer):
         hidden_size: int, LSTM units per direction.
         n_layers: int, bidirectional layers.
         vocab_size: int, number of token classes (90).
+        precision: `"float32"` or `"mixed_bfloat16"` (the LSTM products in bfloat16).
 
     Call: `x` int `[batch, time]` -> `(mu, sigma)`, each `[batch, z_size]`.
 
@@ -398,13 +418,15 @@ class Encoder(keras.layers.Layer):
     """
 
     def __init__(self, z_size, embed_size, hidden_size, n_layers, vocab_size=VOCAB_SIZE,
-                 **kwargs):
+                 precision="float32", **kwargs):
         super().__init__(**kwargs)
+        self.matmul_dtype = matmul_dtype(precision)
         self.z_size = z_size
         self.embed_size = embed_size
         self.hidden_size = hidden_size
         self.n_layers = n_layers
         self.vocab_size = vocab_size
+        self.precision = precision
         # === Layers ===
         self.embedding = keras.layers.Embedding(vocab_size, embed_size, name="embedding")
         # One attribute per cell (not a list): tf.train.Checkpoint does not track Keras 3 lists.
@@ -439,9 +461,11 @@ class Encoder(keras.layers.Layer):
         for layer, (fw, bw) in enumerate(zip(self.forward_cells, self.backward_cells)):
             # The backward direction reads its input reversed in time; only its outputs, when a
             # next layer needs them, are reversed back.
+            dtype = self.matmul_dtype
             (out_fw, out_bw), ((h_fw, _), (h_bw, _)) = _run_lstm(
-                [fw, bw], [_project(fw, h), _project(bw, tf.reverse(h, [0]))],
-                [(zero, zero), (zero, zero)])
+                [fw, bw], [_project(fw, h, dtype=dtype),
+                           _project(bw, tf.reverse(h, [0]), dtype=dtype)],
+                [(zero, zero), (zero, zero)], dtype)
             if layer + 1 < self.n_layers:
                 h = tf.concat([out_fw, tf.reverse(out_bw, [0])], axis=-1)  # [T, B, 2H]
         last = tf.concat([h_fw, h_bw], axis=-1)
@@ -451,7 +475,7 @@ class Encoder(keras.layers.Layer):
         config = super().get_config()
         config.update({"z_size": self.z_size, "embed_size": self.embed_size,
                        "hidden_size": self.hidden_size, "n_layers": self.n_layers,
-                       "vocab_size": self.vocab_size})
+                       "vocab_size": self.vocab_size, "precision": self.precision})
         return config
 
 
@@ -468,7 +492,7 @@ class _AutoregressiveDecoder(keras.layers.Layer):
     """
 
     def __init__(self, seq_len, embed_size, hidden_size, n_layers, n_segments, cond_size,
-                 vocab_size=VOCAB_SIZE, **kwargs):
+                 vocab_size=VOCAB_SIZE, precision="float32", **kwargs):
         super().__init__(**kwargs)
         if seq_len % n_segments:
             raise ValueError(
@@ -480,11 +504,12 @@ class _AutoregressiveDecoder(keras.layers.Layer):
         self.hidden_size = hidden_size
         self.n_layers = n_layers
         self.vocab_size = vocab_size
+        self.precision = precision
         self._n_segments = n_segments
         self._cond_size = cond_size
         # === Layers ===
         self.embedding = keras.layers.Embedding(vocab_size, embed_size, name="embedding")
-        self.lstm = LSTMStack(hidden_size, n_layers, name="lstm")
+        self.lstm = LSTMStack(hidden_size, n_layers, precision, name="lstm")
         self.initial_state = keras.layers.Dense(self.lstm.state_size, activation="tanh",
                                                 name="initial_state")
         self.output_dense = keras.layers.Dense(vocab_size, name="logits")
@@ -548,10 +573,12 @@ class _AutoregressiveDecoder(keras.layers.Layer):
         params = self.lstm.step_params(first_input_projected=True)
         # The bottom layer's input is [embedding of the previous token, cond_j]: its projection
         # is a row of `token_proj` plus `cond_proj[:, j]`, both computed once before the loop.
-        kernel = tf.convert_to_tensor(self.lstm.cells[0].kernel)
-        cond_proj = tf.tensordot(cond, kernel[self.embed_size:], axes=1)  # [B, S, 4H]
-        token_proj = tf.matmul(tf.convert_to_tensor(self.embedding.embeddings),
-                               kernel[:self.embed_size])                 # [vocab, 4H]
+        kernel, dtype = tf.convert_to_tensor(self.lstm.cells[0].kernel), self.lstm.matmul_dtype
+        cond_proj = tf.reshape(matmul(tf.reshape(cond, [-1, self._cond_size]),
+                                      kernel[self.embed_size:], dtype),
+                               [batch, self._n_segments, -1])            # [B, S, 4H]
+        token_proj = matmul(self.embedding.embeddings, kernel[:self.embed_size],
+                            dtype)                                       # [vocab, 4H]
         temperature = tf.broadcast_to(tf.cast(temperature, tf.float32), [batch])
         greedy = temperature <= 0.0
         scale = tf.where(greedy, 1.0, temperature)[:, None]
@@ -614,6 +641,7 @@ class FlatDecoder(_AutoregressiveDecoder):
         hidden_size: int, LSTM units per layer.
         n_layers: int, stacked LSTM layers.
         vocab_size: int, number of token classes (90).
+        precision: `"float32"` or `"mixed_bfloat16"` (the LSTM products in bfloat16).
 
     Call: `(x, z)` with `x` int `[batch, seq_len]`, `z` `[batch, z_size]` -> teacher-forced logits
     `[batch, seq_len, vocab_size]`. See `step_loop` for sampling.
@@ -622,9 +650,10 @@ class FlatDecoder(_AutoregressiveDecoder):
     """
 
     def __init__(self, seq_len, z_size, embed_size, hidden_size, n_layers,
-                 vocab_size=VOCAB_SIZE, **kwargs):
+                 vocab_size=VOCAB_SIZE, precision="float32", **kwargs):
         super().__init__(seq_len, embed_size, hidden_size, n_layers, n_segments=1,
-                         cond_size=z_size, vocab_size=vocab_size, **kwargs)
+                         cond_size=z_size, vocab_size=vocab_size, precision=precision,
+                         **kwargs)
         self.z_size = z_size
 
     def build(self, input_shape=None):
@@ -637,7 +666,8 @@ class FlatDecoder(_AutoregressiveDecoder):
         config = super().get_config()
         config.update({"seq_len": self.seq_len, "z_size": self.z_size,
                        "embed_size": self.embed_size, "hidden_size": self.hidden_size,
-                       "n_layers": self.n_layers, "vocab_size": self.vocab_size})
+                       "n_layers": self.n_layers, "vocab_size": self.vocab_size,
+                       "precision": self.precision})
         return config
 
 
@@ -653,21 +683,24 @@ class Conductor(keras.layers.Layer):
         hidden_size: int, LSTM units per layer.
         n_layers: int, stacked LSTM layers.
         c_size: int, size of each embedding `c_j`.
+        precision: `"float32"` or `"mixed_bfloat16"` (the LSTM products in bfloat16).
 
     Call: `z` `[batch, z_size]` -> `[batch, n_subsequences, c_size]`.
 
     Reference: Roberts et al., ICML 2018, section 3.2.
     """
 
-    def __init__(self, n_subsequences, z_size, hidden_size, n_layers, c_size, **kwargs):
+    def __init__(self, n_subsequences, z_size, hidden_size, n_layers, c_size,
+                 precision="float32", **kwargs):
         super().__init__(**kwargs)
         self.n_subsequences = n_subsequences
         self.z_size = z_size
         self.hidden_size = hidden_size
         self.n_layers = n_layers
         self.c_size = c_size
+        self.precision = precision
         # === Layers ===
-        self.lstm = LSTMStack(hidden_size, n_layers, name="lstm")
+        self.lstm = LSTMStack(hidden_size, n_layers, precision, name="lstm")
         self.initial_state = keras.layers.Dense(self.lstm.state_size, activation="tanh",
                                                 name="initial_state")
         self.output_dense = keras.layers.Dense(c_size, name="c")
@@ -687,7 +720,7 @@ class Conductor(keras.layers.Layer):
         config = super().get_config()
         config.update({"n_subsequences": self.n_subsequences, "z_size": self.z_size,
                        "hidden_size": self.hidden_size, "n_layers": self.n_layers,
-                       "c_size": self.c_size})
+                       "c_size": self.c_size, "precision": self.precision})
         return config
 
 
@@ -707,6 +740,7 @@ class HierarchicalDecoder(_AutoregressiveDecoder):
         c_size: int, conductor embedding size.
         conductor_hidden_size, conductor_n_layers: ints, the conductor's LSTM stack.
         vocab_size: int, number of token classes (90).
+        precision: `"float32"` or `"mixed_bfloat16"` (the LSTM products in bfloat16).
 
     Call: `(x, z)` -> teacher-forced logits `[batch, seq_len, vocab_size]`.
 
@@ -715,17 +749,17 @@ class HierarchicalDecoder(_AutoregressiveDecoder):
 
     def __init__(self, seq_len, z_size, embed_size, hidden_size, n_layers, n_subsequences,
                  c_size, conductor_hidden_size, conductor_n_layers, vocab_size=VOCAB_SIZE,
-                 **kwargs):
+                 precision="float32", **kwargs):
         super().__init__(seq_len, embed_size, hidden_size, n_layers,
                          n_segments=n_subsequences, cond_size=c_size, vocab_size=vocab_size,
-                         **kwargs)
+                         precision=precision, **kwargs)
         self.z_size = z_size
         self.n_subsequences = n_subsequences
         self.c_size = c_size
         self.conductor_hidden_size = conductor_hidden_size
         self.conductor_n_layers = conductor_n_layers
         self.conductor = Conductor(n_subsequences, z_size, conductor_hidden_size,
-                                   conductor_n_layers, c_size, name="conductor")
+                                   conductor_n_layers, c_size, precision, name="conductor")
 
     def build(self, input_shape=None):
         self.conductor.build((None, self.z_size))
@@ -742,5 +776,5 @@ class HierarchicalDecoder(_AutoregressiveDecoder):
                        "c_size": self.c_size,
                        "conductor_hidden_size": self.conductor_hidden_size,
                        "conductor_n_layers": self.conductor_n_layers,
-                       "vocab_size": self.vocab_size})
+                       "vocab_size": self.vocab_size, "precision": self.precision})
         return config
