@@ -133,54 +133,51 @@ def _lstm_recurrence(n, feature_major, dtype=tf.float32):
             def recurrent(k, h):
                 return matmul(h, low[k], dtype)
 
-        def body(t, xs, hs, cs, h_ta, c_ta, g_ta):
-            out = ([], [], [], [], [])
+        def body(t, xs, hs, cs, h_ta, saved_ta):
+            out = ([], [], [], [])
             for k in range(n):
                 z = xs[k].read(t) + biases_in[k] + recurrent(k, hs[k])
                 z_i, z_f, z_g, z_o = tf.split(z, 4, axis=gate_axis)
                 i, f, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o)
                 g = tf.tanh(z_g)
                 c = f * cs[k] + i * g
-                h = o * tf.tanh(c)
-                for lst, value in zip(out, (h, c, h_ta[k].write(t, h), c_ta[k].write(t, c),
-                                            g_ta[k].write(t, tf.concat([i, f, g, o],
-                                                                       gate_axis)))):
+                tanh_c = tf.tanh(c)
+                h = o * tanh_c
+                saved = [ta.write(t, v) for ta, v in zip(saved_ta[k], (i, f, g, o, tanh_c, cs[k]))]
+                for lst, value in zip(out, (h, c, h_ta[k].write(t, h), saved)):
                     lst.append(value)
             return (t + 1, xs) + out
 
-        arrays = [[tf.TensorArray(tf.float32, size=steps) for _ in range(n)] for _ in range(3)]
+        # Per step, what the backward pass reads: the gates i, f, g, o, tanh(c) and the incoming c.
+        # They stay TensorArrays from one loop to the other (no stacking and unstacking copies).
+        saved_arrays = [[tf.TensorArray(tf.float32, size=steps) for _ in range(6)]
+                        for _ in range(n)]
+        h_arrays = [tf.TensorArray(tf.float32, size=steps) for _ in range(n)]
         init_h = [state_to_loop(h) for h in h0s]
         init_c = [state_to_loop(c) for c in c0s]
         # The inputs come first among the loop variables (see the note at the top of this part).
-        _, _, h_last, c_last, h_ta, c_ta, g_ta = tf.while_loop(
+        _, _, h_last, c_last, h_ta, saved_ta = tf.while_loop(
             lambda t, *_: t < steps, body,
-            (tf.constant(0), xs, init_h, init_c) + tuple(arrays), maximum_iterations=steps)
-        hs = [ta.stack() for ta in h_ta]                  # loop layout
-        cs = [ta.stack() for ta in c_ta]
-        gates = [ta.stack() for ta in g_ta]
-        outputs = [to_loop(h) for h in hs]                # [T, N, H]
+            (tf.constant(0), xs, init_h, init_c, h_arrays, saved_arrays),
+            maximum_iterations=steps)
+        outputs = [to_loop(ta.stack()) for ta in h_ta]          # [T, N, H]
 
         def grad(*upstream):
-            d_out = [to_loop(d) for d in _zeros_for_none(upstream[:n], outputs)]
+            d_out = [tf.TensorArray(tf.float32, size=steps).unstack(to_loop(d))
+                     for d in _zeros_for_none(upstream[:n], outputs)]
             d_h_last = [state_to_loop(d) for d in _zeros_for_none(upstream[n:2 * n], h0s)]
             d_c_last = [state_to_loop(d) for d in _zeros_for_none(upstream[2 * n:], c0s)]
-            c_prev = [tf.concat([init_c[k][None], cs[k][:-1]], axis=0) for k in range(n)]
-            # Saved activations first, the (possibly all-zero) output gradients last.
-            saved = [[tf.TensorArray(tf.float32, size=steps).unstack(v[k]) for k in range(n)]
-                     for v in (gates, cs, c_prev, d_out)]
             dz_arrays = [tf.TensorArray(tf.float32, size=steps) for _ in range(n)]
 
-            def back(j, saved, dhs, dcs, dz_ta):
+            def back(j, saved_ta, d_out, dhs, dcs, dz_ta):
                 t = steps - 1 - j
                 new_dh, new_dc, new_dz = [], [], []
                 for k in range(n):
-                    gate_ta, c_ta_, cp_ta, d_o_ta = (r[k] for r in saved)
-                    i, f, g, o = tf.split(gate_ta.read(t), 4, axis=gate_axis)
-                    dh = d_o_ta.read(t) + dhs[k]
-                    tanh_c = tf.tanh(c_ta_.read(t))
+                    i, f, g, o, tanh_c, c_prev = (ta.read(t) for ta in saved_ta[k])
+                    dh = d_out[k].read(t) + dhs[k]
                     dc = dcs[k] + dh * o * (1.0 - tf.square(tanh_c))
                     dz = tf.concat([dc * g * i * (1.0 - i),
-                                    dc * cp_ta.read(t) * f * (1.0 - f),
+                                    dc * c_prev * f * (1.0 - f),
                                     dc * i * (1.0 - tf.square(g)),
                                     dh * tanh_c * o * (1.0 - o)], axis=gate_axis)
                     if feature_major:
@@ -189,11 +186,13 @@ def _lstm_recurrence(n, feature_major, dtype=tf.float32):
                         new_dh.append(matmul(dz, low[k], dtype, transpose_b=True))
                     new_dc.append(dc * f)
                     new_dz.append(dz_ta[k].write(t, dz))
-                return j + 1, saved, new_dh, new_dc, new_dz
+                return j + 1, saved_ta, d_out, new_dh, new_dc, new_dz
 
-            _, _, dh0, dc0, dz_ta = tf.while_loop(
+            # Saved activations first, the (possibly all-zero) output gradients after them.
+            _, _, _, dh0, dc0, dz_ta = tf.while_loop(
                 lambda j, *_: j < steps, back,
-                (tf.constant(0), saved, d_h_last, d_c_last, dz_arrays), maximum_iterations=steps)
+                (tf.constant(0), saved_ta, d_out, d_h_last, d_c_last, dz_arrays),
+                maximum_iterations=steps)
             d_projs, d_kernels, d_biases = [], [], []
             for k in range(n):
                 dz = to_loop(dz_ta[k].stack())                                # [T, N, 4H]
