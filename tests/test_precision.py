@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from audiogen.precision import dense_relu, dot, matmul_dtype, to_matmul_dtype
+from audiogen.precision import (
+    add_bias, column_sums, dense_relu, dot, matmul, matmul_dtype, to_matmul_dtype)
 
 
 def test_float32_is_the_plain_product():
@@ -56,6 +57,36 @@ def test_dense_relu_matches_the_plain_formula(precision, jit):
     assert fast[0].shape == (3, 5, 24) and (fast[0] == 0).any() and (fast[0] > 0).any()
     for got, want in zip(fast, plain):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_add_bias_and_column_sums_match_the_plain_formulas(jit):
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(size=[3, 70, 6]).astype(np.float32))
+    bias = tf.Variable(rng.normal(size=[6]).astype(np.float32))
+    weights = tf.constant(rng.normal(size=[3, 70, 6]).astype(np.float32))
+
+    @tf.function(jit_compile=jit)
+    def run(plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = x + bias if plain else add_bias(x, bias)
+            loss = tf.reduce_sum(tf.sin(y) * weights)
+        return [y] + tape.gradient(loss, [x, bias])
+
+    for fast, plain in zip(run(False), run(True)):
+        np.testing.assert_allclose(fast.numpy(), plain.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(column_sums(x).numpy(), x.numpy().sum(axis=(0, 1)), rtol=1e-5)
+    low = tf.cast(x, tf.bfloat16)
+    np.testing.assert_allclose(column_sums(low).numpy(),
+                               tf.cast(low, tf.float32).numpy().sum(axis=(0, 1)), rtol=1e-5)
+
+
+def test_matmul_in_bfloat16_returns_float32():
+    a, b = tf.ones([2, 3]) * 1.001, tf.ones([3, 4])
+    assert matmul(a, b, tf.bfloat16).dtype == tf.float32
+    np.testing.assert_array_equal(matmul(a, b, tf.bfloat16).numpy(), 3.0)  # 1.001 rounds to 1
+    np.testing.assert_allclose(matmul(a, b, tf.float32).numpy(), 3.003, rtol=1e-6)
 
 
 def test_unknown_precision_is_refused():

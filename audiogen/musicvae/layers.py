@@ -29,7 +29,7 @@ Music", ICML 2018.
 import keras
 import tensorflow as tf
 
-from audiogen.precision import matmul, matmul_dtype, to_matmul_dtype
+from audiogen.precision import column_sums, matmul, matmul_dtype, to_matmul_dtype
 
 VOCAB_SIZE = 90
 
@@ -88,11 +88,6 @@ def _swap_last(x):
 def _flat(x):
     """`[time, batch, features]` -> `[time * batch, features]`."""
     return tf.reshape(x, [-1, x.shape[-1]])
-
-
-def _column_sums(x):
-    """Sum over the rows of a matrix, as a matmul (XLA's CPU reductions over many rows are slow)."""
-    return tf.matmul(tf.ones([1, tf.shape(x)[0]], x.dtype), x)[0]
 
 
 def _lstm_recurrence(n, feature_major, dtype=tf.float32):
@@ -198,7 +193,7 @@ def _lstm_recurrence(n, feature_major, dtype=tf.float32):
                 dz = to_loop(dz_ta[k].stack())                                # [T, N, 4H]
                 h_prev = tf.concat([h0s[k][None], outputs[k][:-1]], axis=0)   # [T, N, H]
                 d_kernels.append(matmul(_flat(h_prev), _flat(dz), dtype, transpose_a=True))
-                d_biases.append(_column_sums(_flat(dz)))
+                d_biases.append(column_sums(dz))
                 d_projs.append(dz)
             return (tuple(d_projs) + tuple(d_kernels) + tuple(d_biases)
                     + tuple(state_to_loop(d) for d in dh0) + tuple(state_to_loop(d) for d in dc0))

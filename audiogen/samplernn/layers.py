@@ -8,7 +8,7 @@ share one set of weights and one cell formula.
 import keras
 import tensorflow as tf
 
-from audiogen.precision import dense_relu, dot, matmul_dtype, to_matmul_dtype
+from audiogen.precision import add_bias, dense_relu, dot, matmul_dtype, to_matmul_dtype
 from audiogen.samplernn.gru import gru_sequence
 
 RNN_TYPES = ("gru", "lstm")
@@ -336,14 +336,14 @@ class SampleMLP(keras.layers.Layer):
         # The input layer as `frame_size` lookups into a per-position table instead of a
         # convolution over embeddings: q*emb*dim*frame_size MACs once per call instead of
         # emb*dim*frame_size per sample (the largest cost of training otherwise).
-        h = cond + self.input_bias + frame_lookup_sum(self.input_table(), levels)
+        h = add_bias(cond + frame_lookup_sum(self.input_table(), levels), self.input_bias)
         return self.head(dense_relu(h, self.hidden_kernel_1, self.hidden_bias_1,
                                     self.matmul_dtype))
 
     def head(self, h1):
         """From the first ReLU layer's output `[..., dim]` to logits `[..., q_levels]`."""
         h = dense_relu(h1, self.hidden_kernel_2, self.hidden_bias_2, self.matmul_dtype)
-        return dot(h, self.output_kernel, self.matmul_dtype) + self.output_bias
+        return add_bias(dot(h, self.output_kernel, self.matmul_dtype), self.output_bias)
 
     def folded_tables(self):
         """The input layer and first hidden layer folded into lookups (for the sampler).
