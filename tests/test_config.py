@@ -118,8 +118,11 @@ def test_model_key_selects_model():
                              "n_subsequences": 16})
     assert config["model"] == "musicvae"
     assert config["encoder_params"]["n_layers"] == 1  # nested default filled
+    assert config["precision"] == "float32"
     with pytest.raises(ConfigError, match="key 'model' must be one of"):
         resolve_config({"model": "wavenet"})
+    with pytest.raises(ConfigError, match=r"'precision' must be one of"):
+        resolve_config({"model": "musicvae", "precision": "float16"})
 
 
 def test_musicvae_subsequences_must_divide_length():
