@@ -132,8 +132,8 @@ def bench_one(name, mode, precision, args, steps):
 
     start = time.perf_counter()
     compile_s = fit_step_times(model, synthetic, 1)[0]
-    row = {"model": name, "mode": mode, "precision": precision, "batch_size": batch, "seq_len": seq_len,
-           "sampling_settings": MODES[mode], "jit_compile": args.jit_compile,
+    row = {"model": name, "mode": mode, "precision": precision, "batch_size": batch,
+           "seq_len": seq_len, "sampling_settings": MODES[mode], "jit_compile": args.jit_compile,
            "compile_s": compile_s, "first_fit_s": time.perf_counter() - start,
            "parameters": int(sum(v.numpy().size for v in model.trainable_variables))}
     row["model_only"] = _timed(model, synthetic, steps, batch)
@@ -154,7 +154,8 @@ def bench_one(name, mode, precision, args, steps):
 
 
 def print_table(rows):
-    head = (f"{'model':<11}{'mode':<5}{'prec':<5}{'batch':>6}{'input':>10}{'steps/s':>9}{'mel/s':>9}"
+    head = (f"{'model':<11}{'mode':<5}{'prec':<5}{'batch':>6}{'input':>10}{'steps/s':>9}"
+            f"{'mel/s':>9}"
             f"{'pipe mel/s':>11}{'compile s':>10}{'PyTorch':>9}{'ratio':>7}")
     print(head)
     print("-" * len(head))

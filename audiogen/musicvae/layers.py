@@ -29,7 +29,7 @@ Music", ICML 2018.
 import keras
 import tensorflow as tf
 
-from audiogen.precision import column_sums, matmul, matmul_dtype, to_matmul_dtype
+from audiogen.precision import column_sums, dot, matmul, matmul_dtype, to_matmul_dtype
 
 VOCAB_SIZE = 90
 
@@ -338,9 +338,8 @@ class LSTMStack(keras.layers.Layer):
     def sequence_time_major(self, x, states, constant=None):
         """`sequence` on time-major sequences: `x` `[time, batch, features]` -> (`[time, batch,
         units]`, final states)."""
-        final = []
+        final, dtype = [], self.matmul_dtype
         for cell, state in zip(self.cells, states):
-            dtype = self.matmul_dtype
             (x,), (state,) = _run_lstm([cell], [_project(cell, x, constant, dtype)], [state],
                                        dtype)
             constant = None
@@ -356,10 +355,9 @@ class LSTMStack(keras.layers.Layer):
         params = []
         for layer, cell in enumerate(self.cells):
             recurrent = tf.convert_to_tensor(cell.recurrent_kernel)
-            stacked = (None if layer == 0 and first_input_projected
-                       else tf.concat([cell.kernel, recurrent], axis=0))
-            params.append((None if stacked is None else to_matmul_dtype(stacked, self.matmul_dtype),
-                           to_matmul_dtype(recurrent, self.matmul_dtype), _bias(cell)))
+            stacked = (None if layer == 0 and first_input_projected else to_matmul_dtype(
+                tf.concat([cell.kernel, recurrent], axis=0), self.matmul_dtype))
+            params.append((stacked, to_matmul_dtype(recurrent, self.matmul_dtype), _bias(cell)))
         return params
 
     @staticmethod
@@ -452,10 +450,10 @@ class Encoder(keras.layers.Layer):
     def call(self, x):
         h = tf.transpose(self.embedding(tf.cast(x, tf.int32)), [1, 0, 2])  # [T, B, E]
         zero = tf.zeros([tf.shape(x)[0], self.hidden_size])
+        dtype = self.matmul_dtype
         for layer, (fw, bw) in enumerate(zip(self.forward_cells, self.backward_cells)):
             # The backward direction reads its input reversed in time; only its outputs, when a
             # next layer needs them, are reversed back.
-            dtype = self.matmul_dtype
             (out_fw, out_bw), ((h_fw, _), (h_bw, _)) = _run_lstm(
                 [fw, bw], [_project(fw, h, dtype=dtype),
                            _project(bw, tf.reverse(h, [0]), dtype=dtype)],
@@ -568,9 +566,7 @@ class _AutoregressiveDecoder(keras.layers.Layer):
         # The bottom layer's input is [embedding of the previous token, cond_j]: its projection
         # is a row of `token_proj` plus `cond_proj[:, j]`, both computed once before the loop.
         kernel, dtype = tf.convert_to_tensor(self.lstm.cells[0].kernel), self.lstm.matmul_dtype
-        cond_proj = tf.reshape(matmul(tf.reshape(cond, [-1, self._cond_size]),
-                                      kernel[self.embed_size:], dtype),
-                               [batch, self._n_segments, -1])            # [B, S, 4H]
+        cond_proj = dot(cond, kernel[self.embed_size:], dtype)           # [B, S, 4H]
         token_proj = matmul(self.embedding.embeddings, kernel[:self.embed_size],
                             dtype)                                       # [vocab, 4H]
         temperature = tf.broadcast_to(tf.cast(temperature, tf.float32), [batch])
