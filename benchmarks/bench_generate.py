@@ -85,51 +85,76 @@ def build_model(config_name, precision):
     return model
 
 
-def make_floor_fn(model, batch, num_samples):
+def make_floor_fn(model, batch, num_samples, engine="xla"):
     """The model's dense/RNN math for `num_samples` steps of `batch` sequences, compiled.
 
     One flat loop per tier, each running that tier's steps for the whole clip: the RNN step with
-    its input projection and upsampling (the bottom tier's upsampling has the sampler's folded
-    shape `[dim, frame_size * dim]`), then the MLP's `dim x dim` and output layers per sample.
+    its input projection and upsampling, then the MLP's `dim x dim` and output layers per sample.
     Each loop carries its state and feeds part of it back as the tier's frame and conditioning,
     so no iteration can be skipped and no product can be hoisted out of the loop (with fixed
     inputs XLA computed the frame projection and the first layer's input product once).
+
+    The products are the sampler's for `engine`: `"xla"`, everything compiled by XLA with the
+    bottom upsampling in the sampler's folded shape `[dim, frame_size * dim]`; `"stream"`, the
+    tiers' products through `StreamMatMul` on weights packed beforehand (not timed), the bottom
+    upsampling followed by the first hidden layer on its `frame_size` vectors, and the MLP loop
+    compiled by XLA.
     """
     import tensorflow as tf
+    from audiogen.kernels import stream_matmul
     from audiogen.precision import dot
     tiers, mlp, dim = model.tiers, model.mlp, model.dim
+    bottom, dtype = tiers[-1], tiers[-1].matmul_dtype
     f0, top = model.frame_sizes[0], model.frame_sizes[-1]
     num_gen = -(-num_samples // top) * top
-    up_kernel = tf.cast(tf.random.normal([dim, f0 * dim], stddev=0.01), tiers[-1].matmul_dtype)
+    stream = engine == "stream"
+    if stream:
+        kernels = [w for tier in tiers for w in tier.rnn.step_kernels + [tier.upsample_kernel]]
+        product = stream_matmul.PackedProducts(stream_matmul.load(), kernels, dtype)
+        w1 = tf.random.normal([dim, dim], stddev=0.03)
+
+        def bottom_up(out):
+            up = tf.reshape(bottom.upsample(out, product), [batch * f0, dim])
+            return tf.reshape(tf.matmul(up, w1), [batch, f0 * dim])
+    else:
+        product = dot
+        up_kernel = tf.cast(tf.random.normal([dim, f0 * dim], stddev=0.01), dtype)
+
+        def bottom_up(out):
+            return dot(out, up_kernel, dtype)
 
     def loop(steps, body, init):
         return tf.while_loop(lambda i, *_: i < steps, lambda i, *v: (i + 1,) + body(*v),
                              (tf.constant(0),) + init, maximum_iterations=steps)[1:]
 
-    @tf.function(jit_compile=True, autograph=False)
+    def sample_loops():
+        def sample_body(h1, acc):
+            logits = mlp.head(h1)
+            return tf.nn.relu(h1 + 1e-3 * logits[:, :1]), acc + logits
+
+        _, acc = loop(num_gen, sample_body,
+                      (tf.ones([batch, dim]), tf.zeros([batch, model.q_levels])))
+        return tf.reduce_sum(acc)
+
+    if stream:
+        sample_loops = tf.function(sample_loops, jit_compile=True, autograph=False)
+
+    @tf.function(jit_compile=not stream, autograph=False)
     def floor():
         results = []
         for k, tier in enumerate(tiers):
             def tier_body(states, acc, tier=tier, k=k):
                 h = states[0]
                 frame = tf.tile(h, [1, -(-tier.frame_size // dim)])[:, :tier.frame_size]
-                out, states = tier.rnn.step(tier.project(frame, None if k == 0 else h), states)
-                if k + 1 < len(tiers):
-                    up = tier.upsample(out)
-                else:
-                    up = dot(out, up_kernel, tier.matmul_dtype)
+                out, states = tier.rnn.step(tier.project(frame, None if k == 0 else h), states,
+                                            product)
+                up = tier.upsample(out, product) if tier is not bottom else bottom_up(out)
                 return states, acc + up[:, :dim]
 
             states, acc = loop(num_gen // tier.frame_size, tier_body,
-                               (model.tiers[k].rnn.initial_states(batch), tf.zeros([batch, dim])))
-            results.append(acc)
-
-        def sample_body(h1, acc):
-            logits = mlp.head(h1)
-            return tf.nn.relu(h1 + 1e-3 * logits[:, :1]), acc + logits
-
-        h1, acc = loop(num_gen, sample_body, (tf.ones([batch, dim]), tf.zeros([batch, model.q_levels])))
-        return tf.add_n([tf.reduce_sum(r) for r in results]) + tf.reduce_sum(acc)
+                               (tier.rnn.initial_states(batch), tf.zeros([batch, dim])))
+            results.append(tf.reduce_sum(acc))
+        return tf.add_n(results) + sample_loops()
 
     return floor
 
@@ -142,15 +167,17 @@ def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats
     """
     import numpy as np
     import tensorflow as tf
-    from audiogen.samplernn.sampler import generate
+    from audiogen.samplernn.sampler import choose_engine, generate
 
     model = build_model(config_name, precision)
+    engine = choose_engine(model, batch=num_seqs)
     temps = np.full([num_seqs], 1.0, np.float32)
     row = {"config": config_name, "num_seqs": num_seqs, "num_samples": num_samples,
            "dim": model.dim, "num_rnn_layers": model.num_rnn_layers,
-           "frame_sizes": list(model.frame_sizes), "precision": precision}
+           "frame_sizes": list(model.frame_sizes), "precision": precision, "engine": engine}
     def run_generate(rng_seed=2):
-        out = np.asarray(generate(model, num_samples, temps, rng_seed=rng_seed))
+        out = np.asarray(generate(model, num_samples, temps, rng_seed=rng_seed,
+                                  engine=engine))
         assert out.shape == (num_seqs, num_samples)
 
     row["compiled_before_timing"] = warmup
@@ -159,7 +186,7 @@ def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats
         row["generate_s_all"] = [seconds(run_generate)]
     else:
         row["first_call_s"] = seconds(lambda: run_generate(rng_seed=1))
-        floor = make_floor_fn(model, num_seqs, num_samples)
+        floor = make_floor_fn(model, num_seqs, num_samples, engine)
         float(floor())  # compile
         row["generate_s_all"], row["floor_s_all"] = [], []
         for _ in range(repeats):
@@ -195,13 +222,13 @@ def spawn_cell(config_name, num_seqs, num_samples, precision, warmup=True, repea
 
 
 def print_table(rows):
-    head = (f"{'config':<8}{'seqs':>5}{'samples':>9}{'gen s':>8}{'samples/s':>11}{'per seq':>9}"
+    head = (f"{'config':<8}{'engine':<7}{'seqs':>5}{'samples':>9}{'gen s':>8}{'samples/s':>11}{'per seq':>9}"
             f"{'RTF':>7}{'PRiSM':>7}{'xPRiSM':>8}{'floor s':>9}{'floor x':>8}{'RSS MiB':>9}")
     print(head)
     print("-" * len(head))
     for r in rows:
         prism = r["prism_samples_per_s"]
-        print(f"{r['config']:<8}{r['num_seqs']:>5}{r['num_samples']:>9}{r['generate_s']:>8.2f}"
+        print(f"{r['config']:<8}{r.get('engine', 'xla'):<7}{r['num_seqs']:>5}{r['num_samples']:>9}{r['generate_s']:>8.2f}"
               f"{r['samples_per_s']:>11.0f}{r['samples_per_s_per_seq']:>9.0f}"
               f"{r['real_time_factor']:>7.2f}{'' if not prism else prism:>7}"
               f"{'' if not prism else format(r['prism_ratio'], '.1f'):>8}"

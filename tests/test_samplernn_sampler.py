@@ -54,8 +54,10 @@ def test_shapes_and_seed_is_kept(model):
     ({"frame_sizes": [4, 8, 16]}, 9), ({"frame_sizes": [8], "num_rnn_layers": 1}, 0),
     ({"precision": "mixed_bfloat16", "frame_sizes": [4, 8, 16]}, 9),
 ])
-def test_fast_path_logits_equal_the_plain_model(overrides, seed_len):
-    """The compiled loop (folded tables, per-frame tier steps, priming) == teacher forcing.
+@pytest.mark.parametrize("engine", ["xla", "stream"])
+def test_fast_path_logits_equal_the_plain_model(overrides, seed_len, engine):
+    """The compiled loop (folded tables, per-frame tier steps, priming) == teacher forcing,
+    with either engine.
 
     With bfloat16 products the two paths round at different points (the sampler folds layers
     in float32), so they agree to bfloat16's precision rather than exactly.
@@ -63,7 +65,7 @@ def test_fast_path_logits_equal_the_plain_model(overrides, seed_len):
     model = tiny(**overrides)
     seed = np.random.default_rng(2).integers(0, 16, [2, seed_len]).astype(np.int32)
     out, logits = generate(model, 50, [1.0, 0.8], seed_levels=seed if seed_len else None,
-                           rng_seed=3, return_logits=True)
+                           rng_seed=3, return_logits=True, engine=engine)
     assert logits.shape == (2, 50, 16)
     top = model.frame_sizes[-1]
     pad = (-seed_len) % top
@@ -97,8 +99,17 @@ def test_determinism_and_caching(model):
     np.testing.assert_array_equal(a, b)
     assert (a != c).any()
     assert (a[0] != a[1]).any()                 # sequences of one batch differ
-    fn = model._untracked.generate_fns[(2, 0, 64, False)]
+    fn = model._untracked.generate_fns[(2, 0, 64, False, "xla")]
     assert fn.experimental_get_tracing_count() == 1
+
+
+def test_engines_draw_the_same_audio(model):
+    """Same model, seed and rng_seed: the same samples from the XLA and the stream engine (the
+    uniform numbers are drawn before the loop, once, for both)."""
+    seed = np.random.default_rng(4).integers(0, 16, [2, 7]).astype(np.int32)
+    runs = [generate(model, 70, [1.0, 0.6], seed_levels=seed, rng_seed=9, engine=engine).numpy()
+            for engine in ("xla", "stream")]
+    np.testing.assert_array_equal(runs[0], runs[1])
 
 
 def test_temperature_changes_entropy(model):
@@ -136,3 +147,5 @@ def test_rejects_bad_arguments(model):
         generate(model, 10, [0.0])
     with pytest.raises(ValueError):
         generate(model, 10, [1.0], seed_levels=np.full([1, 4], 99))
+    with pytest.raises(ValueError, match="engine"):
+        generate(model, 10, [1.0], engine="gpu")

@@ -99,6 +99,13 @@ class RNNStack(keras.layers.Layer):
         return getattr(self, f"{name}_{i}")
 
     @property
+    def step_kernels(self):
+        """The weights `step` multiplies by (for a sampler that prepares them once per call)."""
+        names = ("kernel", "recurrent_kernel", "skip_kernel")
+        return [self._w(n, i) for i in range(self.num_layers) for n in names
+                if hasattr(self, f"{n}_{i}")]
+
+    @property
     def initial_state_vars(self):
         return [self._w(f"initial_{s}", i) for i in range(self.num_layers)
                 for s in ("h", "c")[:self.states_per_layer]]
@@ -112,11 +119,14 @@ class RNNStack(keras.layers.Layer):
         n = self.states_per_layer
         return list(states[i * n:(i + 1) * n])
 
-    def cell(self, i, gx, state):
-        """One step of layer `i`: `gx` = input pre-activations `[batch, gates*units]`."""
+    def cell(self, i, gx, state, product=dot):
+        """One step of layer `i`: `gx` = input pre-activations `[batch, gates*units]`.
+
+        `product(x, kernel, dtype)` computes the matrix products (`precision.dot`, or the
+        sampler's `PackedProducts`)."""
         h = state[0]
         if self.rnn_type == "gru":
-            gh = dot(h, self._w("recurrent_kernel", i), self.matmul_dtype) \
+            gh = product(h, self._w("recurrent_kernel", i), self.matmul_dtype) \
                 + self._w("recurrent_bias", i)
             xz, xr, xn = tf.split(gx, 3, axis=-1)
             hz, hr, hn = tf.split(gh, 3, axis=-1)
@@ -126,17 +136,17 @@ class RNNStack(keras.layers.Layer):
             h = z * h + (1.0 - z) * n
             return h, [h]
         c = state[1]
-        gates = gx + dot(h, self._w("recurrent_kernel", i), self.matmul_dtype)
+        gates = gx + product(h, self._w("recurrent_kernel", i), self.matmul_dtype)
         gi, gf, gc, go = tf.split(gates, 4, axis=-1)
         c = tf.sigmoid(gf) * c + tf.sigmoid(gi) * tf.tanh(gc)
         h = tf.sigmoid(go) * tf.tanh(c)
         return h, [h, c]
 
-    def input_preactivations(self, i, layer_input, stack_input):
+    def input_preactivations(self, i, layer_input, stack_input, product=dot):
         """`x @ kernel + bias` (+ the skip kernel on the stack input); any leading dims."""
-        gx = dot(layer_input, self._w("kernel", i), self.matmul_dtype) + self._w("bias", i)
+        gx = product(layer_input, self._w("kernel", i), self.matmul_dtype) + self._w("bias", i)
         if self.skip_conn and i > 0:
-            gx = gx + dot(stack_input, self._w("skip_kernel", i), self.matmul_dtype)
+            gx = gx + product(stack_input, self._w("skip_kernel", i), self.matmul_dtype)
         return gx
 
     def call(self, x, states):
@@ -160,13 +170,14 @@ class RNNStack(keras.layers.Layer):
             output = layer_input if output is None or not self.skip_conn else output + layer_input
         return output, new_states
 
-    def step(self, x, states):
-        """One time step: `x` `[batch, units]` -> (`[batch, units]`, new states)."""
+    def step(self, x, states, product=dot):
+        """One time step: `x` `[batch, units]` -> (`[batch, units]`, new states); `product` as
+        in `cell`."""
         new_states, output = [], None
         layer_input = x
         for i in range(self.num_layers):
-            gx = self.input_preactivations(i, layer_input, x)
-            layer_input, new = self.cell(i, gx, self._layer_state(states, i))
+            gx = self.input_preactivations(i, layer_input, x, product)
+            layer_input, new = self.cell(i, gx, self._layer_state(states, i), product)
             new_states += new
             output = layer_input if output is None or not self.skip_conn else output + layer_input
         return output, new_states
@@ -230,9 +241,10 @@ class FrameTier(keras.layers.Layer):
         inp = dot(frames, self.input_kernel, self.matmul_dtype) + self.input_bias
         return inp if cond is None else inp + cond
 
-    def upsample(self, out):
-        """`[..., dim]` -> `[..., upsample_ratio * dim]` (reshape to split the vectors)."""
-        return dot(out, self.upsample_kernel, self.matmul_dtype) + self.upsample_bias
+    def upsample(self, out, product=dot):
+        """`[..., dim]` -> `[..., upsample_ratio * dim]` (reshape to split the vectors);
+        `product` as in `RNNStack.cell`."""
+        return product(out, self.upsample_kernel, self.matmul_dtype) + self.upsample_bias
 
     def call(self, frames, cond, states):
         out, new_states = self.rnn(self.project(frames, cond), states)

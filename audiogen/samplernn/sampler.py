@@ -1,6 +1,6 @@
-"""Compiled SampleRNN generation: one XLA call for all samples of all sequences.
+"""Compiled SampleRNN generation: one call for all samples of all sequences.
 
-The sampler runs nested `tf.while_loop`s inside one `tf.function(jit_compile=True)`: the top tier
+The sampler runs nested `tf.while_loop`s inside one `tf.function`: the top tier
 loops over its frames, every tier steps only at its own frame boundaries, and the innermost loop
 produces one sample per iteration for the whole batch. Work that changes only once per frame is
 done once per frame:
@@ -11,12 +11,25 @@ done once per frame:
 * the bottom tier's upsampling is folded with that first hidden layer too, so its conditioning
   arrives already multiplied through (one matrix product per bottom frame).
 
-Sampling draws from `softmax(logits / temperature)` by inverse CDF with one
-`tf.random.stateless_uniform` number per sequence and sample (drawn once per bottom frame, seeded
-by `(rng_seed, position)`),
-so a fixed `rng_seed` gives the same audio every time (stateful RNG is ignored under XLA).
+Sampling draws from `softmax(logits / temperature)` by inverse CDF with one uniform number per
+sequence and sample, all drawn before the loop by `tf.random.stateless_uniform` seeded with
+`rng_seed`, so a fixed `rng_seed` gives the same audio every time and with either engine (XLA's
+own stateless RNG, with a seed computed in the loop, draws other numbers than TensorFlow's).
 `tf.random.stateless_categorical` computes the same distribution but draws `q_levels` random
 numbers per sample, which under XLA on CPU made it the most expensive op of the loop.
+
+Two engines run the same loops (`engine`):
+
+* `"xla"`: the whole function compiled with XLA (`jit_compile=True`). Best for small models,
+  whose weights stay in the caches and whose steps are many small operations.
+* `"stream"`: a TensorFlow graph in which the products with the large weights (the tiers' RNN
+  kernels and upsampling, the MLP's last two layers) go through the compiled `StreamMatMul` op
+  (`audiogen.kernels.stream_matmul`), each weight packed once per call. With dim 1024 those
+  products stream ~17 MB of weights per sample at one sequence, and this op streams them faster
+  than XLA's (and, in bfloat16, with half the bytes).
+
+`"auto"` picks `"stream"` for `dim >= STREAM_MIN_DIM`, except for one float32 sequence, when the
+op can be built here.
 
 Positions: the model sees `frame_sizes[-1]` samples of silence, then the seed (left-padded with
 silence to a multiple of the top frame size), then the generated samples, exactly as a training
@@ -28,12 +41,16 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
 
 from audiogen.audio.quantize import silence_level
+from audiogen.kernels import stream_matmul
 from audiogen.precision import dot, to_matmul_dtype
 from audiogen.samplernn.layers import levels_to_inputs
 
+ENGINES = ("auto", "xla", "stream")
+STREAM_MIN_DIM = 512
+
 
 def generate(model, num_samples, temperatures, seed_levels=None, rng_seed=0,
-             return_logits=False):
+             return_logits=False, engine="auto"):
     """Generate `len(temperatures)` sequences with a SampleRNN `model`.
 
     Args:
@@ -45,11 +62,12 @@ def generate(model, num_samples, temperatures, seed_levels=None, rng_seed=0,
         rng_seed: int, seed of the stateless sampling RNG.
         return_logits: bool, also return the unscaled logits of each generated sample
             (`[B, num_samples, q_levels]`), for inspection and tests.
+        engine: `"auto"`, `"xla"` or `"stream"` (see the module's notes).
 
     Returns:
         int32 `[B, S + num_samples]`: the seed followed by the generated levels (and the logits
         when `return_logits`). The compiled function is cached per (B, S, num_samples,
-        return_logits) on the model, so repeated calls do not retrace.
+        return_logits, engine) on the model, so repeated calls do not retrace.
     """
     temps = np.asarray(temperatures, np.float32).reshape([-1])
     if temps.size == 0 or np.any(temps <= 0):
@@ -71,67 +89,127 @@ def generate(model, num_samples, temperatures, seed_levels=None, rng_seed=0,
         if seed.size and (seed.min() < 0 or seed.max() >= model.q_levels):
             raise ValueError(f"seed_levels must lie in [0, {model.q_levels})")
     model.build()
-    key = (batch, int(seed.shape[1]), num_samples, bool(return_logits))
+    key = (batch, int(seed.shape[1]), num_samples, bool(return_logits),
+           choose_engine(model, engine, batch))
     cache = model._untracked.generate_fns
     if key not in cache:
         cache[key] = _make_generate_fn(model, *key)
-    out, logits = cache[key](tf.constant(seed), tf.constant(1.0 / temps),
-                             tf.constant(int(rng_seed) % 2**31, tf.int32))
+    uniform = tf.random.stateless_uniform([_whole_top_frames(model, num_samples), batch],
+                                          seed=[int(rng_seed) % 2**31, 0], alg="philox")
+    out, logits = cache[key](tf.constant(seed), tf.constant(1.0 / temps), uniform)
     return (out, logits) if return_logits else out
 
 
-def _make_generate_fn(model, batch, seed_len, num_samples, return_logits):
+def choose_engine(model, engine="auto", batch=1):
+    """`"xla"` or `"stream"` for generating `batch` sequences with `model` (see the module's
+    notes); raises ValueError for an unknown engine, RuntimeError for `"stream"` when its op
+    cannot be built here."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "auto":
+        # One float32 sequence streams its weights as fast under XLA (the op's gain there is
+        # within the graph's per-frame overhead); bfloat16 weights or several rows gain.
+        if model.dim < STREAM_MIN_DIM or (batch == 1 and model.precision == "float32"):
+            return "xla"
+        return "stream" if stream_matmul.load() is not None else "xla"
+    if engine == "stream" and stream_matmul.load() is None:
+        raise RuntimeError("engine 'stream' needs the StreamMatMul op, which could not be built "
+                           "here (see the warning above); use engine 'xla'")
+    return engine
+
+
+def _whole_top_frames(model, num_samples):
+    """Samples generated for `num_samples`: whole frames of the top tier."""
+    top = model.frame_sizes[-1]
+    return -(-num_samples // top) * top
+
+
+def _make_generate_fn(model, batch, seed_len, num_samples, return_logits, engine):
     sizes = list(reversed(model.frame_sizes))                # top to bottom
     top, f0 = sizes[0], sizes[-1]
     q, dim, b = model.q_levels, model.dim, batch
     tiers, mlp = model.tiers, model.mlp
     pad = (-seed_len) % top
     prefix = top + pad + seed_len                            # samples before the first generated
-    num_frames = -(-num_samples // top)
-    num_gen = num_frames * top
+    num_gen = _whole_top_frames(model, num_samples)
     silence = silence_level(model.q_type, model.q_levels)
     state_counts = model.state_sizes
+    stream = engine == "stream"
 
-    @tf.function(jit_compile=True, autograph=False)
-    def run(seed, inv_temp, rng_seed):
-        # --- per-call folding of the MLP's first two layers and the bottom upsampling ---
+    @tf.function(jit_compile=not stream, autograph=False)
+    def run(seed, inv_temp, uniform):
+        # --- per-call folding of the MLP's first two layers (and the bottom upsampling) ---
         table, bias1, w1 = mlp.folded_tables()
         table = tf.reshape(table, [f0 * q, dim])
         offsets = tf.range(f0)[:, None] * q                    # [f0, 1]
         bottom = tiers[-1]
-        up_kernel = to_matmul_dtype(tf.reshape(
-            tf.einsum("dfe,ek->dfk", tf.reshape(bottom.upsample_kernel, [dim, f0, dim]), w1),
-            [dim, f0 * dim]), bottom.matmul_dtype)
-        up_bias = tf.reshape(
-            tf.matmul(tf.reshape(bottom.upsample_bias, [f0, dim]), w1) + bias1, [f0 * dim])
+        if stream:
+            kernels = []
+            for tier in tiers:
+                kernels += tier.rnn.step_kernels + [tier.upsample_kernel]
+            product = stream_matmul.PackedProducts(stream_matmul.load(), kernels,
+                                                   bottom.matmul_dtype)
+
+            def bottom_conditioning(out):
+                # Upsampling, then the first hidden layer on all f0 vectors at once: folding
+                # the two (as below) costs 2 dim^3 f0 operations per call (34 GFLOP at dim 1024).
+                up = tf.reshape(bottom.upsample(out, product), [b * f0, dim])
+                return tf.reshape(tf.matmul(up, w1) + bias1, [b, f0, dim])
+        else:
+            product = dot
+            up_kernel = to_matmul_dtype(tf.reshape(
+                tf.einsum("dfe,ek->dfk", tf.reshape(bottom.upsample_kernel, [dim, f0, dim]), w1),
+                [dim, f0 * dim]), bottom.matmul_dtype)
+            up_bias = tf.reshape(
+                tf.matmul(tf.reshape(bottom.upsample_bias, [f0, dim]), w1) + bias1, [f0 * dim])
+
+            def bottom_conditioning(out):
+                return tf.reshape(dot(out, up_kernel, bottom.matmul_dtype) + up_bias,
+                                  [b, f0, dim])
 
         # --- buffer (time-major) and priming ---
-        buffer = tf.concat([tf.fill([top + pad, b], silence), tf.transpose(seed),
-                            tf.zeros([num_gen, b], tf.int32)], axis=0)
+        primer = tf.concat([tf.fill([top + pad, b], silence), tf.transpose(seed)], axis=0)
+        buffer = _new_buffer(primer, num_gen, stream)
         states = model.initial_states(b)
         if seed_len:
-            _, states = model.frame_tiers(tf.transpose(buffer[:prefix]), states)
-        logits_buf = tf.zeros([num_gen, b, q] if return_logits else [], tf.float32)
+            _, states = model.frame_tiers(tf.transpose(primer), states)
+        logits_buf = (tf.TensorArray(tf.float32, size=num_gen, element_shape=[b, q]) if stream
+                      else tf.zeros([num_gen, b, q] if return_logits else [], tf.float32))
+
+        def frame_samples(window, cond, uniform_rows):
+            """The `f0` samples of one bottom frame: `window` `[f0, b]` holds the samples before
+            it, `cond` `[b, f0, dim]` (folded), `uniform_rows` `[f0, b]`. Returns the samples
+            `[f0, b]` (the window after `f0` steps) and their logits `[f0, b, q]` (or `[]`)."""
+            def body(i, window, logits):
+                rows = tf.gather(table, window + offsets)                      # [f0, b, dim]
+                h1 = tf.nn.relu(tf.reduce_sum(rows, axis=0) + tf.gather(cond, i, axis=1))
+                step_logits = mlp.head(h1)                                     # [b, q]
+                sample = sample_categorical(step_logits, inv_temp, tf.gather(uniform_rows, i))
+                window = tf.concat([window[1:], sample[None]], axis=0)
+                if return_logits:
+                    logits = xla.dynamic_update_slice(logits, step_logits[None],
+                                                      tf.stack([i, 0, 0]))
+                return i + 1, window, logits
+
+            logits = tf.zeros([f0, b, q] if return_logits else [], tf.float32)
+            _, window, logits = tf.while_loop(
+                lambda i, *_: i < f0, body, [tf.constant(0), window, logits],
+                maximum_iterations=f0)
+            return window, logits
+
+        if stream:
+            # The per-sample loop stays compiled: as graph ops its many small operations cost
+            # more than the products (~1.2 ms per step at dim 1024, 4 sequences).
+            frame_samples = tf.function(frame_samples, jit_compile=True, autograph=False)
 
         def sample_loop(pos0, cond, buffer, logits_buf):
             """`f0` samples from position `pos0`; `cond` `[b, f0, dim]` (folded)."""
-            uniform = tf.random.stateless_uniform([f0, b], seed=tf.stack([rng_seed, pos0]),
-                                                  alg="philox")
-            def body(i, buffer, logits_buf):
-                pos = pos0 + i
-                prev = tf.slice(buffer, tf.stack([pos - f0, 0]), [f0, b])
-                rows = tf.gather(table, prev + offsets)                        # [f0, b, dim]
-                h1 = tf.nn.relu(tf.reduce_sum(rows, axis=0) + tf.gather(cond, i, axis=1))
-                logits = mlp.head(h1)                                          # [b, q]
-                sample = sample_categorical(logits, inv_temp, tf.gather(uniform, i))
-                buffer = _put_row(buffer, sample[None], pos)
-                if return_logits:
-                    logits_buf = _put_row(logits_buf, logits[None], pos - prefix)
-                return i + 1, buffer, logits_buf
-
-            _, buffer, logits_buf = tf.while_loop(
-                lambda i, *_: i < f0, body, [tf.constant(0), buffer, logits_buf],
-                maximum_iterations=f0)
+            samples, logits = frame_samples(_window(buffer, pos0, f0, b), cond,
+                                            tf.slice(uniform, tf.stack([pos0 - prefix, 0]),
+                                                     [f0, b]))
+            buffer = _put_rows(buffer, samples, pos0)
+            if return_logits:
+                logits_buf = _put_rows(logits_buf, logits, pos0 - prefix)
             return buffer, logits_buf
 
         def frame_loop(k, pos0, steps, conds, tier_states, buffer, logits_buf):
@@ -144,20 +222,19 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits):
 
             def body(j, flat_states, buffer, logits_buf):
                 pos = pos0 + j * size
-                frame = tf.transpose(tf.slice(buffer, tf.stack([pos - size, 0]), [size, b]))
+                frame = tf.transpose(_window(buffer, pos, size, b))
                 cond = None if conds is None else tf.gather(conds, j, axis=1)
                 out, own = tier.rnn.step(tier.project(levels_to_inputs(frame, q), cond),
-                                         flat_states[:n_own])
+                                         flat_states[:n_own], product)
                 lower = list(flat_states[n_own:])
                 if k + 1 < len(tiers):
                     ratio = tier.upsample_ratio
-                    sub = tf.reshape(tier.upsample(out), [b, ratio, dim])
+                    sub = tf.reshape(tier.upsample(out, product), [b, ratio, dim])
                     lower, buffer, logits_buf = frame_loop(k + 1, pos, ratio, sub, lower,
                                                            buffer, logits_buf)
                 else:
-                    cond0 = dot(out, up_kernel, bottom.matmul_dtype) + up_bias
-                    cond0 = tf.reshape(cond0, [b, f0, dim])
-                    buffer, logits_buf = sample_loop(pos, cond0, buffer, logits_buf)
+                    buffer, logits_buf = sample_loop(pos, bottom_conditioning(out), buffer,
+                                                     logits_buf)
                 return j + 1, own + lower, buffer, logits_buf
 
             _, flat, buffer, logits_buf = tf.while_loop(
@@ -166,8 +243,11 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits):
                 maximum_iterations=steps)
             return flat, buffer, logits_buf
 
-        _, buffer, logits_buf = frame_loop(0, tf.constant(prefix), num_frames, None, states,
+        _, buffer, logits_buf = frame_loop(0, tf.constant(prefix), num_gen // top, None, states,
                                            buffer, logits_buf)
+        if stream:
+            buffer = buffer.stack()
+            logits_buf = logits_buf.stack() if return_logits else tf.zeros([])
         out = tf.transpose(buffer[top + pad:top + pad + seed_len + num_samples])
         if return_logits:
             logits_buf = tf.transpose(logits_buf[:num_samples], [1, 0, 2])
@@ -207,11 +287,31 @@ def sample_categorical(logits, inv_temp, uniform):
     return tf.minimum(index, q - 1)
 
 
-def _put_row(buffer, rows, pos):
-    """Write `rows` `[1, ...]` into time-major `buffer` at time `pos`, in place under XLA.
+# The time-major sample buffer: a tensor updated in place under XLA, a TensorArray in a graph
+# (where every update of a tensor, `dynamic_update_slice` or `tensor_scatter_nd_update`, copies
+# the whole buffer: generation would be quadratic in its length).
 
-    (`tf.tensor_scatter_nd_update` here was fused by XLA into a loop that rewrote the whole
-    buffer on every sample, making generation quadratic in its length.)
-    """
-    start = [pos] + [0] * (len(buffer.shape) - 1)
+def _new_buffer(primer, num_gen, graph):
+    """`primer` `[P, b]` followed by room for `num_gen` rows."""
+    if graph:
+        total, b = primer.shape[0] + num_gen, primer.shape[1]
+        ta = tf.TensorArray(tf.int32, size=total, element_shape=[b])
+        return ta.scatter(tf.range(primer.shape[0]), primer) if primer.shape[0] else ta
+    return tf.concat([primer, tf.zeros([num_gen, primer.shape[1]], tf.int32)], axis=0)
+
+
+def _window(buffer, pos, size, b):
+    """Rows `[pos - size, pos)` of the buffer: `[size, b]`."""
+    if isinstance(buffer, tf.TensorArray):
+        return tf.ensure_shape(buffer.gather(tf.range(pos - size, pos)), [size, b])
+    return tf.slice(buffer, tf.stack([pos - size, 0]), [size, b])
+
+
+def _put_rows(buffer, rows, pos):
+    """Write `rows` `[n, ...]` at times `[pos, pos + n)` (in place under XLA:
+    `tf.tensor_scatter_nd_update` was fused by XLA into a loop that rewrote the whole buffer on
+    every write)."""
+    if isinstance(buffer, tf.TensorArray):
+        return buffer.scatter(tf.range(pos, pos + tf.shape(rows)[0]), rows)
+    start = [pos] + [0] * (len(rows.shape) - 1)
     return xla.dynamic_update_slice(buffer, rows, tf.stack(start))

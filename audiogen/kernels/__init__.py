@@ -1,0 +1,1 @@
+"""Compiled TensorFlow ops (C++), built on first use with the machine's C++ compiler."""

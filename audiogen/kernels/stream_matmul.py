@@ -1,0 +1,150 @@
+"""`StreamMatMul`: products of a few rows with a large weight, at the speed memory streams it.
+
+Generating with a large SampleRNN (dim 1024) is a loop of products `[num_seqs, K] @ [K, N]` with
+weights far larger than the caches, so each product is bound by how fast its weight streams from
+memory. TensorFlow's own kernels stream well below that at 1-16 rows here (XLA 13-15 GB/s at one
+row and 7.5 GB/s at four, oneDNN 18-20 and 6.5, against 17-21 GB/s for a plain two-thread read),
+and their bfloat16 products read no faster than their float32 ones, so halving the bytes gained
+nothing. The op in `stream_matmul.cc` reads each weight, packed `[N / 64, K, 64]` so that every
+64-column block is one contiguous stream, exactly once per product for all rows, split between
+the intra-op threads; bfloat16 weights are widened in registers (half the bytes).
+
+The op runs in TensorFlow graphs, not inside XLA-compiled functions. It is compiled on first use
+with `g++ -O3 -march=native` against the installed TensorFlow's headers (~15 s) into
+`$AUDIOGEN_KERNEL_DIR` (default `$XDG_CACHE_HOME/audiogen/kernels` or `~/.cache/audiogen/kernels`),
+keyed by the source, TensorFlow's version and the CPU; `load()` returns None, with a warning
+naming the reason, when that is impossible (callers then use TensorFlow's products).
+"""
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+
+import tensorflow as tf
+
+from audiogen.precision import dot
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stream_matmul.cc")
+BLOCK = 64  # columns per packed block (kBlock in the source)
+COMPILE_TIMEOUT_S = 600
+
+
+def kernel_dir():
+    """Where the built library is kept."""
+    if os.environ.get("AUDIOGEN_KERNEL_DIR"):
+        return os.environ["AUDIOGEN_KERNEL_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "audiogen", "kernels")
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def _compiler():
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+
+def build():
+    """Compile the op library if it is not built yet; returns its path.
+
+    Raises RuntimeError naming the problem (no compiler, or the compiler's errors). The library
+    is written under a temporary name and renamed when complete, so a failed or interrupted
+    build leaves nothing behind.
+    """
+    compiler = _compiler()
+    if compiler is None:
+        raise RuntimeError("no C++ compiler found (set CXX or install g++)")
+    flags = tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags()
+    with open(SOURCE, "rb") as f:
+        source = f.read()
+    key = hashlib.sha256(b"\0".join([source, tf.__version__.encode(), compiler.encode(),
+                                     " ".join(flags).encode(), _cpu_flags().encode()]))
+    directory = kernel_dir()
+    path = os.path.join(directory, f"stream_matmul-{key.hexdigest()[:16]}.so")
+    if os.path.exists(path):
+        return path
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".stream_matmul-", suffix=".so", dir=directory)
+    os.close(fd)
+    command = [compiler, "-O3", "-march=native", "-shared", "-fPIC", SOURCE, "-o", tmp, *flags]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True,
+                                timeout=COMPILE_TIMEOUT_S, check=False)
+        if result.returncode != 0:
+            errors = "\n".join(result.stderr.strip().splitlines()[-20:])
+            raise RuntimeError(f"compiling {SOURCE} failed (exit {result.returncode}):\n"
+                               f"{' '.join(command)}\n{errors}")
+        os.replace(tmp, path)
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"compiling {SOURCE} took over {COMPILE_TIMEOUT_S} s") from e
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def load():
+    """The loaded op module (built on first use), or None with a warning saying why."""
+    try:
+        return tf.load_op_library(build())
+    except (OSError, RuntimeError, tf.errors.OpError) as e:
+        warnings.warn(f"audiogen: the StreamMatMul op is unavailable ({e}); falling back to "
+                      f"TensorFlow's matrix products", RuntimeWarning, stacklevel=2)
+        return None
+
+
+def pack(op_module, kernel, dtype):
+    """`[K, N]` -> `[ceil(N / 64), K, 64]` in `dtype` (columns zero-padded to a whole block)."""
+    return op_module.stream_pack(tf.convert_to_tensor(kernel, tf.float32), T=dtype)
+
+
+def stream_matmul(op_module, x, packed, n):
+    """`x` `[..., K]` float32 @ the packed `[K, n]` weight -> `[..., n]` float32.
+
+    With a bfloat16 weight, `x` is rounded to bfloat16 first and the result after, as
+    `precision.dot` does in bfloat16.
+    """
+    low = packed.dtype == tf.bfloat16
+    shape = tf.shape(x)
+    rows = tf.reshape(tf.convert_to_tensor(x, tf.float32), [-1, x.shape[-1]])
+    if low:
+        rows = tf.cast(tf.cast(rows, tf.bfloat16), tf.float32)
+    y = op_module.stream_mat_mul(rows, packed)
+    if y.shape[-1] != n:
+        y = y[:, :n]
+    if low:
+        y = tf.cast(tf.cast(y, tf.bfloat16), tf.float32)
+    return tf.reshape(y, tf.concat([shape[:-1], [n]], axis=0))
+
+
+class PackedProducts:
+    """`product(x, kernel, dtype)` as `precision.dot`, through `StreamMatMul` for the kernels
+    given to the constructor (packed once, where it is called: outside the loops that use them).
+
+    Args:
+        op_module: from `load()`.
+        kernels: 2-D variables or tensors `[K, N]`.
+        dtype: the products' dtype (float32 or bfloat16).
+    """
+
+    def __init__(self, op_module, kernels, dtype):
+        self._op = op_module
+        # Keyed by identity (Keras variables are not hashable by value); the kernel itself is
+        # kept so that its id stays its own.
+        self._packed = {id(kernel): (kernel, pack(op_module, kernel, dtype))
+                        for kernel in kernels}
+
+    def __call__(self, x, kernel, dtype):
+        entry = self._packed.get(id(kernel))
+        if entry is None:
+            return dot(x, kernel, dtype)
+        return stream_matmul(self._op, x, entry[1], kernel.shape[-1])
