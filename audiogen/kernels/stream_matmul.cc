@@ -5,7 +5,8 @@
 // 64-column block one contiguous stream, the blocks are split evenly between the intra-op
 // threads, and each block is read once for all rows of x (from L2 for the second and later group
 // of 4 rows). bfloat16 weights are widened to float32 in registers: half the bytes per weight.
-// Accumulation is float32, in the order k = 0, 1, ..., K - 1.
+// With them, x and the results are rounded to bfloat16 (nearest even), as in a bfloat16 matmul
+// with float32 accumulation. Accumulation is float32, in the order k = 0, 1, ..., K - 1.
 //
 // Built by audiogen/kernels/stream_matmul.py with -march=native: AVX-512 intrinsics when the CPU
 // has them, otherwise plain loops the compiler vectorizes.
@@ -13,6 +14,8 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <type_traits>
+#include <vector>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -63,6 +66,19 @@ REGISTER_OP("StreamPack")
 
 namespace {
 
+template <typename T>
+constexpr bool kRounds = std::is_same<T, bfloat16>::value;
+
+// float32 -> the nearest bfloat16 (ties to even), kept as a float32.
+inline float round_bf16(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+  float out;
+  std::memcpy(&out, &bits, sizeof(out));
+  return out;
+}
+
 inline float widen(float w) { return w; }
 inline float widen(bfloat16 w) {
   uint16_t bits;
@@ -74,6 +90,14 @@ inline float widen(bfloat16 w) {
 }
 
 #if defined(__AVX512F__)
+inline __m512 round_bf16(__m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i biased = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
+  return _mm512_castsi512_ps(
+      _mm512_and_si512(biased, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 load16(const bfloat16* p) {
   __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -105,7 +129,8 @@ void block_rows(const float* x, int64_t ldx, const T* w, int64_t K, float* y, in
     }
   }
   for (int m = 0; m < MR; ++m)
-    for (int j = 0; j < 4; ++j) _mm512_storeu_ps(y + m * ldy + 16 * j, acc[m][j]);
+    for (int j = 0; j < 4; ++j)
+      _mm512_storeu_ps(y + m * ldy + 16 * j, kRounds<T> ? round_bf16(acc[m][j]) : acc[m][j]);
 }
 #else
 template <int MR, typename T>
@@ -118,7 +143,9 @@ void block_rows(const float* x, int64_t ldx, const T* w, int64_t K, float* y, in
       for (int64_t j = 0; j < kBlock; ++j) acc[m][j] += xv * widen(row[j]);
     }
   }
-  for (int m = 0; m < MR; ++m) std::memcpy(y + m * ldy, acc[m], sizeof(acc[m]));
+  for (int m = 0; m < MR; ++m)
+    for (int64_t j = 0; j < kBlock; ++j)
+      y[m * ldy + j] = kRounds<T> ? round_bf16(acc[m][j]) : acc[m][j];
 }
 #endif
 
@@ -156,6 +183,12 @@ class StreamMatMulOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({M, N}), &y));
     if (M == 0 || N == 0) return;
     const float* xp = x.flat<float>().data();
+    std::vector<float> x_rounded;
+    if (kRounds<T>) {
+      x_rounded.assign(xp, xp + M * K);
+      for (float& v : x_rounded) v = round_bf16(v);
+      xp = x_rounded.data();
+    }
     const T* wp = w.flat<T>().data();
     float* yp = y->flat<float>().data();
     auto work = [&](int64_t b0, int64_t b1) {

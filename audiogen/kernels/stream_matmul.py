@@ -110,20 +110,17 @@ def pack(op_module, kernel, dtype):
 def stream_matmul(op_module, x, packed, n):
     """`x` `[..., K]` float32 @ the packed `[K, n]` weight -> `[..., n]` float32.
 
-    With a bfloat16 weight, `x` is rounded to bfloat16 first and the result after, as
+    With a bfloat16 weight, `x` and the result are rounded to bfloat16 (by the op), as
     `precision.dot` does in bfloat16.
     """
-    low = packed.dtype == tf.bfloat16
-    shape = tf.shape(x)
-    rows = tf.reshape(tf.convert_to_tensor(x, tf.float32), [-1, x.shape[-1]])
-    if low:
-        rows = tf.cast(tf.cast(rows, tf.bfloat16), tf.float32)
+    x = tf.convert_to_tensor(x, tf.float32)
+    rows = x if x.shape.rank == 2 else tf.reshape(x, [-1, x.shape[-1]])
     y = op_module.stream_mat_mul(rows, packed)
     if y.shape[-1] != n:
         y = y[:, :n]
-    if low:
-        y = tf.cast(tf.cast(y, tf.bfloat16), tf.float32)
-    return tf.reshape(y, tf.concat([shape[:-1], [n]], axis=0))
+    if x.shape.rank == 2:
+        return y
+    return tf.reshape(y, tf.concat([tf.shape(x)[:-1], [n]], axis=0))
 
 
 class PackedProducts:
