@@ -149,6 +149,27 @@ void block_rows(const float* x, int64_t ldx, const T* w, int64_t K, float* y, in
 }
 #endif
 
+// One row of a block: `width` <= 64 values, zero-padded to 64, rounded to nearest even for
+// bfloat16 (as tf.cast).
+inline void pack_row(const float* src, int64_t width, float* dst) {
+  std::memcpy(dst, src, width * sizeof(float));
+  std::memset(dst + width, 0, (kBlock - width) * sizeof(float));
+}
+
+inline void pack_row(const float* src, int64_t width, bfloat16* dst) {
+#if defined(__AVX512F__)
+  if (width == kBlock) {
+    for (int64_t j = 0; j < kBlock; j += 16) {
+      const __m512i bits = _mm512_castps_si512(round_bf16(_mm512_loadu_ps(src + j)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j),
+                          _mm512_cvtepi32_epi16(_mm512_srli_epi32(bits, 16)));
+    }
+    return;
+  }
+#endif
+  for (int64_t j = 0; j < kBlock; ++j) dst[j] = static_cast<bfloat16>(j < width ? src[j] : 0.0f);
+}
+
 // All M rows of x times one block, in groups of 4 rows.
 template <typename T>
 void block_all_rows(const float* x, int64_t M, int64_t K, const T* w, float* y, int64_t N) {
@@ -227,19 +248,18 @@ class StreamPackOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({blocks, K, kBlock}), &out));
     const float* src = w.flat<float>().data();
     T* dst = out->flat<T>().data();
-    auto work = [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t c0 = b * kBlock, width = std::min<int64_t>(kBlock, N - c0);
-        for (int64_t k = 0; k < K; ++k) {
-          const float* row = src + k * N + c0;
-          T* to = dst + (b * K + k) * kBlock;
-          for (int64_t j = 0; j < width; ++j) to[j] = static_cast<T>(row[j]);
-          for (int64_t j = width; j < kBlock; ++j) to[j] = static_cast<T>(0.0f);
+    // Rows of W in order (contiguous reads), each cut into its blocks' rows.
+    auto work = [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        for (int64_t b = 0; b < blocks; ++b) {
+          const int64_t c0 = b * kBlock;
+          pack_row(src + k * N + c0, std::min<int64_t>(kBlock, N - c0),
+                   dst + (b * K + k) * kBlock);
         }
       }
     };
     ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(
-        blocks, K * kBlock * (sizeof(float) + sizeof(T)), work);
+        K, N * (sizeof(float) + sizeof(T)), work);
   }
 };
 

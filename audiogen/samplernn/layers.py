@@ -363,9 +363,10 @@ class SampleMLP(keras.layers.Layer):
         Since no nonlinearity sits between them, `relu((sum_j E[x_j] @ W_in[j] + b_in + cond)
         @ W_1 + b_1)` equals `relu(sum_j T[j, x_j] + cond @ W_1 + b)` with
         `T = (E @ W_in[j]) @ W_1` `[frame_size, q_levels, dim]` and `b = b_in @ W_1 + b_1`.
-        Returns `(T, b, W_1)`.
+        Returns `(T, b, W_1)`. `T` is computed in the precision's matmul dtype (as the training
+        path multiplies by `W_1`; 8.6 GFLOP per call at dim 1024).
         """
-        table = tf.einsum("fqd,dk->fqk", self.input_table(), self.hidden_kernel_1)
+        table = dot(self.input_table(), self.hidden_kernel_1, self.matmul_dtype)
         bias = tf.linalg.matvec(self.hidden_kernel_1, self.input_bias, transpose_a=True) \
             + self.hidden_bias_1
         return table, bias, self.hidden_kernel_1
