@@ -8,13 +8,14 @@ done once per frame:
 * the sample-level MLP's input layer *and* first hidden layer are folded into a lookup table
   `[frame_size, q_levels, dim]` (no nonlinearity lies between them), so a sample costs a
   gather-add of `frame_size` rows, one `dim x dim` layer and the output layer;
-* the bottom tier's upsampling is folded with that first hidden layer too, so its conditioning
-  arrives already multiplied through (one matrix product per bottom frame).
+* with the XLA engine, the bottom tier's upsampling is folded with that first hidden layer too,
+  so its conditioning arrives already multiplied through (one matrix product per bottom frame).
 
 Sampling draws from `softmax(logits / temperature)` by inverse CDF with one uniform number per
 sequence and sample, all drawn before the loop by `tf.random.stateless_uniform` seeded with
-`rng_seed`, so a fixed `rng_seed` gives the same audio every time and with either engine (XLA's
-own stateless RNG, with a seed computed in the loop, draws other numbers than TensorFlow's).
+`rng_seed`, so a fixed `rng_seed` gives the same audio every time, and for a float32 model with
+either engine (XLA's own stateless RNG, with a seed computed in the loop, draws other numbers
+than TensorFlow's; in bfloat16 the engines round the bottom conditioning at different points).
 `tf.random.stateless_categorical` computes the same distribution but draws `q_levels` random
 numbers per sample, which under XLA on CPU made it the most expensive op of the loop.
 
@@ -22,14 +23,16 @@ Two engines run the same loops (`engine`):
 
 * `"xla"`: the whole function compiled with XLA (`jit_compile=True`). Best for small models,
   whose weights stay in the caches and whose steps are many small operations.
-* `"stream"`: a TensorFlow graph in which the products with the large weights (the tiers' RNN
-  kernels and upsampling, the MLP's last two layers) go through the compiled `StreamMatMul` op
-  (`audiogen.kernels.stream_matmul`), each weight packed once per call. With dim 1024 those
-  products stream ~17 MB of weights per sample at one sequence, and this op streams them faster
-  than XLA's (and, in bfloat16, with half the bytes).
+* `"stream"`: the frame tiers as a TensorFlow graph whose products with the large weights (RNN
+  kernels, upsampling) go through the compiled `StreamMatMul` op
+  (`audiogen.kernels.stream_matmul`), each weight packed once per call; the per-sample loop of
+  each bottom frame stays one XLA-compiled function. With dim 1024 a sample streams ~17 MB of
+  weights at one sequence; the op streams them faster than XLA at several sequences and, for
+  bfloat16 weights, with half the bytes.
 
-`"auto"` picks `"stream"` for `dim >= STREAM_MIN_DIM`, except for one float32 sequence, when the
-op can be built here.
+`"auto"` picks `"stream"` for `dim >= STREAM_MIN_DIM` (measured: dim 256 runs far faster under
+XLA, dim 1024 faster with the op), except for one float32 sequence, when the op can be built
+here.
 
 Positions: the model sees `frame_sizes[-1]` samples of silence, then the seed (left-padded with
 silence to a multiple of the top frame size), then the generated samples, exactly as a training
