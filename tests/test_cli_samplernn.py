@@ -104,6 +104,7 @@ def test_generate_cycles_temperatures_and_uses_training_rate(trained, tmp_path, 
     assert code == 0
     printed = capsys.readouterr().out
     assert "temperature 0.5" in printed and "temperature 0.9" in printed
+    assert f"Generating 3 x {RATE // 2} samples (xla engine)" in printed   # a tiny model
     assert sorted(os.listdir(tmp_path)) == ["out_0.wav", "out_1.wav", "out_2.wav"]
     for name in os.listdir(tmp_path):
         info = sf.info(str(tmp_path / name))

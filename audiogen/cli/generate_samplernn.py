@@ -8,7 +8,7 @@ from audiogen.cli.args import cycle_temperatures, fail
 from audiogen.cli.generate import numbered_paths
 from audiogen.cli.seed_audio import load_seed_levels, parse_offset
 from audiogen.cli.train_samplernn import model_from_config
-from audiogen.samplernn.sampler import generate
+from audiogen.samplernn.sampler import choose_engine, generate
 from audiogen.training.checkpoints import CheckpointStore, load_training_args
 
 FALLBACK_SAMPLE_RATE = 44100  # the seed table's generate.py default, for runs without training.json
@@ -42,8 +42,10 @@ def run(args, config, checkpoint, run_dir):
         return fail(f"{checkpoint} does not match the config's model ({e}); "
                     f"was --config_file changed?")
     num_samples = int(round(args.dur * model_rate))
+    engine = choose_engine(model, "auto", args.num_seqs)
+    print(f"Generating {args.num_seqs} x {num_samples} samples ({engine} engine)")
     levels = generate(model, num_samples, temperatures, seed_levels=seed_levels,
-                      rng_seed=args.rng_seed)
+                      rng_seed=args.rng_seed, engine=engine)
     audio = dequantize(levels, config["q_type"], config["q_levels"]).numpy()
     for path, samples, temperature in zip(numbered_paths(args.output_path, len(audio)), audio,
                                           temperatures):
