@@ -90,7 +90,7 @@ def test_a_failed_build_leaves_nothing_and_falls_back(tmp_path, monkeypatch):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             assert stream_matmul.load() is None
-            assert choose_engine(model, "auto", batch=4) == "xla"
+            assert choose_engine(model, "auto") == "xla"
             with pytest.raises(RuntimeError, match="engine 'stream'"):
                 choose_engine(model, "stream")
         assert any("StreamMatMul op is unavailable" in str(w.message) for w in caught)
@@ -98,4 +98,4 @@ def test_a_failed_build_leaves_nothing_and_falls_back(tmp_path, monkeypatch):
         stream_matmul.load.cache_clear()
     monkeypatch.undo()
     assert stream_matmul.load() is not None
-    assert choose_engine(model, "auto", batch=4) == "stream"
+    assert choose_engine(model, "auto") == "stream"

@@ -42,7 +42,7 @@ def run(args, config, checkpoint, run_dir):
         return fail(f"{checkpoint} does not match the config's model ({e}); "
                     f"was --config_file changed?")
     num_samples = int(round(args.dur * model_rate))
-    engine = choose_engine(model, "auto", args.num_seqs)
+    engine = choose_engine(model)
     print(f"Generating {args.num_seqs} x {num_samples} samples ({engine} engine)")
     levels = generate(model, num_samples, temperatures, seed_levels=seed_levels,
                       rng_seed=args.rng_seed, engine=engine)

@@ -31,8 +31,7 @@ Two engines run the same loops (`engine`):
   bfloat16 weights, with half the bytes.
 
 `"auto"` picks `"stream"` for `dim >= STREAM_MIN_DIM` (measured: dim 256 runs far faster under
-XLA, dim 1024 faster with the op), except for one float32 sequence, when the op can be built
-here.
+XLA, dim 1024 faster with the op) when the op can be built here.
 
 Positions: the model sees `frame_sizes[-1]` samples of silence, then the seed (left-padded with
 silence to a multiple of the top frame size), then the generated samples, exactly as a training
@@ -93,7 +92,7 @@ def generate(model, num_samples, temperatures, seed_levels=None, rng_seed=0,
             raise ValueError(f"seed_levels must lie in [0, {model.q_levels})")
     model.build()
     key = (batch, int(seed.shape[1]), num_samples, bool(return_logits),
-           choose_engine(model, engine, batch))
+           choose_engine(model, engine))
     cache = model._untracked.generate_fns
     if key not in cache:
         cache[key] = _make_generate_fn(model, *key)
@@ -103,16 +102,14 @@ def generate(model, num_samples, temperatures, seed_levels=None, rng_seed=0,
     return (out, logits) if return_logits else out
 
 
-def choose_engine(model, engine="auto", batch=1):
-    """`"xla"` or `"stream"` for generating `batch` sequences with `model` (see the module's
-    notes); raises ValueError for an unknown engine, RuntimeError for `"stream"` when its op
-    cannot be built here."""
+def choose_engine(model, engine="auto"):
+    """`"xla"` or `"stream"` for generating with `model` (see the module's notes); raises
+    ValueError for an unknown engine, RuntimeError for `"stream"` when its op cannot be built
+    here."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine == "auto":
-        # One float32 sequence streams its weights as fast under XLA (the op's gain there is
-        # within the graph's per-frame overhead); bfloat16 weights or several rows gain.
-        if model.dim < STREAM_MIN_DIM or (batch == 1 and model.precision == "float32"):
+        if model.dim < STREAM_MIN_DIM:
             return "xla"
         return "stream" if stream_matmul.load() is not None else "xla"
     if engine == "stream" and stream_matmul.load() is None:
