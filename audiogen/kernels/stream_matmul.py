@@ -28,7 +28,6 @@ import tensorflow as tf
 from audiogen.precision import dot
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stream_matmul.cc")
-BLOCK = 64  # columns per packed block (kBlock in the source)
 COMPILE_TIMEOUT_S = 600
 
 
