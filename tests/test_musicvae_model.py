@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from audiogen.musicvae import MusicVAE
+from audiogen.musicvae import MusicVAE, layers
 from audiogen.musicvae.layers import (
     Conductor, Encoder, FlatDecoder, HierarchicalDecoder, LSTMStack, run_lstm_sequences)
 from audiogen.training.schedules import beta_schedule, sampling_probability
@@ -105,7 +105,17 @@ def test_conductor_runs_n_subsequences_steps():
     assert np.all(diff[2 * seg:3 * seg] > 0)
 
 
-def test_whole_sequence_lstm_matches_keras_cells_with_gradients():
+@pytest.fixture(params=["fused", "tf"])
+def cell_steps(request, monkeypatch):
+    """Run the whole-sequence LSTM with the compiled cell ops and with TensorFlow's operations
+    (what XLA-compiled steps and machines without a compiler use)."""
+    if request.param == "tf":
+        monkeypatch.setattr(layers, "_cell_steps", lambda: (
+            layers._tf_cell_forward, layers._tf_cell_backward, 6))
+    return request.param
+
+
+def test_whole_sequence_lstm_matches_keras_cells_with_gradients(cell_steps):
     """The fast path's hand-written gradient equals autodiff through the keras LSTMCells."""
     fw, bw = keras.layers.LSTMCell(6), keras.layers.LSTMCell(5)
     fw.build((None, 4 + 3))
@@ -157,7 +167,7 @@ def test_whole_sequence_lstm_matches_keras_cells_with_gradients():
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
 
 
-def test_mixed_bfloat16_lstm_products_stay_close_to_float32():
+def test_mixed_bfloat16_lstm_products_stay_close_to_float32(cell_steps):
     """bfloat16 products: different numbers (the precision is in effect), close to float32 ones,
     with the hand-written gradient as well (feature-major and batch-major loops)."""
     rng = np.random.default_rng(1)

@@ -10,95 +10,29 @@ nothing. The op in `stream_matmul.cc` reads each weight, packed `[N / 64, K, 64]
 the intra-op threads; bfloat16 weights are widened in registers (half the bytes).
 
 The op runs in TensorFlow graphs, not inside XLA-compiled functions. It is compiled on first use
-with `g++ -O3 -march=native` against the installed TensorFlow's headers (~15 s) into
-`$AUDIOGEN_KERNEL_DIR` (default `$XDG_CACHE_HOME/audiogen/kernels` or `~/.cache/audiogen/kernels`),
-keyed by the source, TensorFlow's version and the CPU; `load()` returns None, with a warning
-naming the reason, when that is impossible (callers then use TensorFlow's products).
+(~15 s, once; see `audiogen.kernels.compiled`); `load()` returns None, with a warning naming the
+reason, when that is impossible (callers then use TensorFlow's products).
 """
 import functools
-import hashlib
 import os
-import shutil
-import subprocess
-import tempfile
-import warnings
 
 import tensorflow as tf
 
+from audiogen.kernels import compiled
 from audiogen.precision import dot
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stream_matmul.cc")
-COMPILE_TIMEOUT_S = 600
-
-
-def kernel_dir():
-    """Where the built library is kept."""
-    if os.environ.get("AUDIOGEN_KERNEL_DIR"):
-        return os.environ["AUDIOGEN_KERNEL_DIR"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "audiogen", "kernels")
-
-
-def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return ""
-
-
-def _compiler():
-    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
 
 
 def build():
-    """Compile the op library if it is not built yet; returns its path.
-
-    Raises RuntimeError naming the problem (no compiler, or the compiler's errors). The library
-    is written under a temporary name and renamed when complete, so a failed or interrupted
-    build leaves nothing behind.
-    """
-    compiler = _compiler()
-    if compiler is None:
-        raise RuntimeError("no C++ compiler found (set CXX or install g++)")
-    flags = tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags()
-    with open(SOURCE, "rb") as f:
-        source = f.read()
-    key = hashlib.sha256(b"\0".join([source, tf.__version__.encode(), compiler.encode(),
-                                     " ".join(flags).encode(), _cpu_flags().encode()]))
-    directory = kernel_dir()
-    path = os.path.join(directory, f"stream_matmul-{key.hexdigest()[:16]}.so")
-    if os.path.exists(path):
-        return path
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".stream_matmul-", suffix=".so", dir=directory)
-    os.close(fd)
-    command = [compiler, "-O3", "-march=native", "-shared", "-fPIC", SOURCE, "-o", tmp, *flags]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True,
-                                timeout=COMPILE_TIMEOUT_S, check=False)
-        if result.returncode != 0:
-            errors = "\n".join(result.stderr.strip().splitlines()[-20:])
-            raise RuntimeError(f"compiling {SOURCE} failed (exit {result.returncode}):\n"
-                               f"{' '.join(command)}\n{errors}")
-        os.replace(tmp, path)
-    except subprocess.TimeoutExpired as e:
-        raise RuntimeError(f"compiling {SOURCE} took over {COMPILE_TIMEOUT_S} s") from e
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    """Compile the op library if it is not built yet; returns its path (see `compiled.build`)."""
+    return compiled.build(SOURCE)
 
 
 @functools.lru_cache(maxsize=None)
 def load():
     """The loaded op module (built on first use), or None with a warning saying why."""
-    try:
-        return tf.load_op_library(build())
-    except (OSError, RuntimeError, tf.errors.OpError) as e:
-        warnings.warn(f"audiogen: the StreamMatMul op is unavailable ({e}); falling back to "
-                      f"TensorFlow's matrix products", RuntimeWarning, stacklevel=2)
-        return None
+    return compiled.load(SOURCE, "StreamMatMul", "TensorFlow's matrix products")
 
 
 def pack(op_module, kernel, dtype):

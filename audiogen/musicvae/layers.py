@@ -28,7 +28,10 @@ Music", ICML 2018.
 """
 import keras
 import tensorflow as tf
+# Tells whether the graph being built is compiled by XLA (which cannot run custom ops).
+from tensorflow.python.ops import control_flow_util
 
+from audiogen.kernels import lstm_cell
 from audiogen.precision import column_sums, dot, matmul, matmul_dtype, to_matmul_dtype
 
 VOCAB_SIZE = 90
@@ -90,6 +93,56 @@ def _flat(x):
     return tf.reshape(x, [-1, x.shape[-1]])
 
 
+def _tf_cell_forward(x, r, c, gate_axis, dtype):
+    """One LSTM step's element-wise part with TensorFlow's operations: `x` the input projection
+    with the bias, `r` the recurrent product (in `dtype`), `c` the incoming cell state. Returns
+    `h`, `h` in `dtype`, the new `c`, and what the backward step reads (`_tf_cell_backward`)."""
+    z = x + tf.cast(r, tf.float32)
+    z_i, z_f, z_g, z_o = tf.split(z, 4, axis=gate_axis)
+    i, f, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o)
+    g = tf.tanh(z_g)
+    c_new = f * c + i * g
+    tanh_c = tf.tanh(c_new)
+    h = o * tanh_c
+    return h, to_matmul_dtype(h, dtype), c_new, (i, f, g, o, tanh_c, c)
+
+
+def _tf_cell_backward(saved, d_out, dh_rec, dc, gate_axis, dtype):
+    """The gradient of `_tf_cell_forward`: `d_out` and `dh_rec` (in `dtype`) the gradients of
+    `h`, `dc` of the new `c`. Returns the gradient of `z` (also in `dtype`) and of the incoming
+    `c`."""
+    i, f, g, o, tanh_c, c_prev = saved
+    dh = d_out + tf.cast(dh_rec, tf.float32)
+    dc = dc + dh * o * (1.0 - tf.square(tanh_c))
+    dz = tf.concat([dc * g * i * (1.0 - i),
+                    dc * c_prev * f * (1.0 - f),
+                    dc * i * (1.0 - tf.square(g)),
+                    dh * tanh_c * o * (1.0 - o)], axis=gate_axis)
+    return dz, to_matmul_dtype(dz, dtype), dc * f
+
+
+def _fused_cell_steps(ops):
+    """The same two functions as one compiled op each (`audiogen.kernels.lstm_cell`)."""
+    def forward(x, r, c, gate_axis, dtype):
+        h, h_low, c_new, saved = ops.lstm_cell_forward(x, r, c, gate_axis=gate_axis)
+        return h, h_low, c_new, (saved,)
+
+    def backward(saved, d_out, dh_rec, dc, gate_axis, dtype):
+        return ops.lstm_cell_backward(saved[0], d_out, dh_rec, dc, gate_axis=gate_axis)
+
+    return forward, backward
+
+
+def _cell_steps():
+    """`(forward, backward, saved_count)` for LSTM steps in the graph being built: the compiled
+    ops where they can run (not inside an XLA-compiled function), else TensorFlow's operations."""
+    if not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+        ops = lstm_cell.load()
+        if ops is not None:
+            return (*_fused_cell_steps(ops), 1)
+    return _tf_cell_forward, _tf_cell_backward, 6
+
+
 def _lstm_recurrence(n, feature_major, dtype=tf.float32):
     """The recurrent part of `n` LSTMs in lockstep, with a hand-written gradient.
 
@@ -98,14 +151,15 @@ def _lstm_recurrence(n, feature_major, dtype=tf.float32):
     initial `h`, `c` `[batch, units]`; returns the `n` stacked outputs `[time, batch, units]`,
     then the `n` final `h` and the `n` final `c`. `feature_major` picks the layout of the loop
     (see the notes above); the results do not depend on it. The products run in `dtype` (the
-    kernels are cast once per call).
+    kernels are cast once per call). A step's element-wise part is one compiled op forward and
+    one backward where they can run (`_cell_steps`).
 
     The backward pass walks time once with one matmul per step (`dh_{t-1} = dz_t R^T`); the
     gradients of the recurrent kernel, `sum_t h_{t-1}^T dz_t`, and of the bias are then computed
     for all steps at once after the loop (one large matmul each) instead of being accumulated
     inside it (what automatic differentiation of the loop would do).
     """
-    gate_axis = 0 if feature_major else -1
+    gate_axis = 0 if feature_major else 1
     to_loop = _swap_last if feature_major else (lambda x: x)          # [T, N, F] <-> loop layout
     state_to_loop = tf.transpose if feature_major else (lambda x: x)  # [N, H] <-> loop layout
 
@@ -113,80 +167,77 @@ def _lstm_recurrence(n, feature_major, dtype=tf.float32):
     def recurrence(*args):
         projs, kernels, biases = args[:n], args[n:2 * n], args[2 * n:3 * n]
         h0s, c0s = args[3 * n:4 * n], args[4 * n:]
+        cell_forward, cell_backward, saved_count = _cell_steps()
         steps = _static_or_dynamic(projs[0], 0)
-        xs = [tf.TensorArray(tf.float32, size=steps).unstack(to_loop(p)) for p in projs]
         low = [to_matmul_dtype(k, dtype) for k in kernels]    # once per call
         if feature_major:
             kernels_t = [tf.transpose(k) for k in low]        # [4H, H]
-            biases_in = [b[:, None] for b in biases]
+            biases = [b[:, None] for b in biases]
 
             def recurrent(k, h):
-                return matmul(kernels_t[k], h, dtype)
+                return tf.matmul(kernels_t[k], h)
+
+            def recurrent_grad(k, dz):
+                return tf.matmul(low[k], dz)
         else:
-            biases_in = biases
-
             def recurrent(k, h):
-                return matmul(h, low[k], dtype)
+                return tf.matmul(h, low[k])
+
+            def recurrent_grad(k, dz):
+                return tf.matmul(dz, low[k], transpose_b=True)
+        xs = [tf.TensorArray(tf.float32, size=steps).unstack(to_loop(p) + b)
+              for p, b in zip(projs, biases)]
 
         def body(t, xs, hs, cs, h_ta, saved_ta):
             out = ([], [], [], [])
             for k in range(n):
-                z = xs[k].read(t) + biases_in[k] + recurrent(k, hs[k])
-                z_i, z_f, z_g, z_o = tf.split(z, 4, axis=gate_axis)
-                i, f, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o)
-                g = tf.tanh(z_g)
-                c = f * cs[k] + i * g
-                tanh_c = tf.tanh(c)
-                h = o * tanh_c
-                saved = [ta.write(t, v) for ta, v in zip(saved_ta[k], (i, f, g, o, tanh_c, cs[k]))]
-                for lst, value in zip(out, (h, c, h_ta[k].write(t, h), saved)):
+                h, h_low, c, saved = cell_forward(xs[k].read(t), recurrent(k, hs[k]), cs[k],
+                                                  gate_axis, dtype)
+                saved = [ta.write(t, v) for ta, v in zip(saved_ta[k], saved)]
+                for lst, value in zip(out, (h_low, c, h_ta[k].write(t, h), saved)):
                     lst.append(value)
             return (t + 1, xs) + out
 
-        # Per step, what the backward pass reads: the gates i, f, g, o, tanh(c) and the incoming c.
-        # They stay TensorArrays from one loop to the other (no stacking and unstacking copies).
-        saved_arrays = [[tf.TensorArray(tf.float32, size=steps) for _ in range(6)]
+        # What the backward pass reads per step stays in TensorArrays from one loop to the other
+        # (no stacking and unstacking copies).
+        saved_arrays = [[tf.TensorArray(tf.float32, size=steps) for _ in range(saved_count)]
                         for _ in range(n)]
         h_arrays = [tf.TensorArray(tf.float32, size=steps) for _ in range(n)]
-        init_h = [state_to_loop(h) for h in h0s]
+        init_h = [to_matmul_dtype(state_to_loop(h), dtype) for h in h0s]
         init_c = [state_to_loop(c) for c in c0s]
         # The inputs come first among the loop variables (see the note at the top of this part).
-        _, _, h_last, c_last, h_ta, saved_ta = tf.while_loop(
+        _, _, _, c_last, h_ta, saved_ta = tf.while_loop(
             lambda t, *_: t < steps, body,
             (tf.constant(0), xs, init_h, init_c, h_arrays, saved_arrays),
             maximum_iterations=steps)
         outputs = [to_loop(ta.stack()) for ta in h_ta]          # [T, N, H]
 
         def grad(*upstream):
-            d_out = [tf.TensorArray(tf.float32, size=steps).unstack(to_loop(d))
-                     for d in _zeros_for_none(upstream[:n], outputs)]
-            d_h_last = [state_to_loop(d) for d in _zeros_for_none(upstream[n:2 * n], h0s)]
+            d_outs = [to_loop(d) for d in _zeros_for_none(upstream[:n], outputs)]
+            # The final h's gradient joins the last step's output gradient.
+            d_outs = [tf.concat([d[:-1], d[-1:] + state_to_loop(dh)[None]], axis=0)
+                      for d, dh in zip(d_outs, _zeros_for_none(upstream[n:2 * n], h0s))]
+            d_out = [tf.TensorArray(tf.float32, size=steps).unstack(d) for d in d_outs]
             d_c_last = [state_to_loop(d) for d in _zeros_for_none(upstream[2 * n:], c0s)]
+            dh_init = [tf.zeros_like(h) for h in init_h]
             dz_arrays = [tf.TensorArray(tf.float32, size=steps) for _ in range(n)]
 
             def back(j, saved_ta, d_out, dhs, dcs, dz_ta):
                 t = steps - 1 - j
                 new_dh, new_dc, new_dz = [], [], []
                 for k in range(n):
-                    i, f, g, o, tanh_c, c_prev = (ta.read(t) for ta in saved_ta[k])
-                    dh = d_out[k].read(t) + dhs[k]
-                    dc = dcs[k] + dh * o * (1.0 - tf.square(tanh_c))
-                    dz = tf.concat([dc * g * i * (1.0 - i),
-                                    dc * c_prev * f * (1.0 - f),
-                                    dc * i * (1.0 - tf.square(g)),
-                                    dh * tanh_c * o * (1.0 - o)], axis=gate_axis)
-                    if feature_major:
-                        new_dh.append(matmul(low[k], dz, dtype))
-                    else:
-                        new_dh.append(matmul(dz, low[k], dtype, transpose_b=True))
-                    new_dc.append(dc * f)
+                    dz, dz_low, dc = cell_backward([ta.read(t) for ta in saved_ta[k]],
+                                                   d_out[k].read(t), dhs[k], dcs[k],
+                                                   gate_axis, dtype)
+                    new_dh.append(recurrent_grad(k, dz_low))
+                    new_dc.append(dc)
                     new_dz.append(dz_ta[k].write(t, dz))
                 return j + 1, saved_ta, d_out, new_dh, new_dc, new_dz
 
             # Saved activations first, the (possibly all-zero) output gradients after them.
             _, _, _, dh0, dc0, dz_ta = tf.while_loop(
                 lambda j, *_: j < steps, back,
-                (tf.constant(0), saved_ta, d_out, d_h_last, d_c_last, dz_arrays),
+                (tf.constant(0), saved_ta, d_out, dh_init, d_c_last, dz_arrays),
                 maximum_iterations=steps)
             d_projs, d_kernels, d_biases = [], [], []
             for k in range(n):
@@ -196,9 +247,10 @@ def _lstm_recurrence(n, feature_major, dtype=tf.float32):
                 d_biases.append(column_sums(dz))
                 d_projs.append(dz)
             return (tuple(d_projs) + tuple(d_kernels) + tuple(d_biases)
-                    + tuple(state_to_loop(d) for d in dh0) + tuple(state_to_loop(d) for d in dc0))
+                    + tuple(state_to_loop(tf.cast(d, tf.float32)) for d in dh0)
+                    + tuple(state_to_loop(d) for d in dc0))
 
-        return (tuple(outputs) + tuple(state_to_loop(h) for h in h_last)
+        return (tuple(outputs) + tuple(out[-1] for out in outputs)
                 + tuple(state_to_loop(c) for c in c_last)), grad
 
     return recurrence
