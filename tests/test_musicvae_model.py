@@ -171,7 +171,7 @@ def test_mixed_bfloat16_lstm_products_stay_close_to_float32(cell_steps):
     """bfloat16 products: different numbers (the precision is in effect), close to float32 ones,
     with the hand-written gradient as well (feature-major and batch-major loops)."""
     rng = np.random.default_rng(1)
-    for batch in (3, 260):  # below and above _FEATURE_MAJOR_MAX_BATCH
+    for batch in (3, 260):  # float32: below and above _FEATURE_MAJOR_MAX_BATCH
         cells = [keras.layers.LSTMCell(16), keras.layers.LSTMCell(16)]
         for cell in cells:
             cell.build((None, 8))
