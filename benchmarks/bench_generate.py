@@ -110,7 +110,7 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
     stream = engine == "stream"
     if stream:
         kernels = [w for tier in tiers for w in tier.rnn.step_kernels + [tier.upsample_kernel]]
-        product = stream_matmul.PackedProducts(stream_matmul.load(), kernels, dtype)
+        product = stream_matmul.PackedProducts(stream_matmul.load(), kernels, dtype, batch)
         w1 = tf.random.normal([dim, dim], stddev=0.03)
 
         def bottom_up(out):

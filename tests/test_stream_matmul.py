@@ -20,12 +20,20 @@ def op():
 @pytest.mark.parametrize("rows", [1, 3, 4, 5, 9])
 @pytest.mark.parametrize("k,n", [(37, 70), (64, 64), (200, 130)])
 def test_float32_product_equals_matmul(op, rows, k, n):
+    """float32: the weight read as it is (panels of 16 rows, column tails masked)."""
     rng = np.random.default_rng(rows * k + n)
     x = rng.normal(size=[rows, k]).astype(np.float32)
     w = rng.normal(size=[k, n]).astype(np.float32)
-    y = stream_matmul.stream_matmul(op, x, stream_matmul.pack(op, w, tf.float32), n)
+    plain = stream_matmul.pack(op, w, tf.float32, rows=1)
+    assert plain.shape == (k, n)
+    y = stream_matmul.stream_matmul(op, x, plain, n)
     assert y.shape == (rows, n) and y.dtype == tf.float32
     np.testing.assert_allclose(y.numpy(), x.astype(np.float64) @ w, rtol=1e-5, atol=1e-4)
+    # The packed float32 layout (for several rows) gives the same sums in the same order.
+    packed = stream_matmul.pack(op, w, tf.float32, rows=2)
+    assert packed.shape == (-(-n // 64), k, 64)
+    np.testing.assert_array_equal(y.numpy(),
+                                  stream_matmul.stream_matmul(op, x, packed, n).numpy())
 
 
 @pytest.mark.parametrize("rows", [1, 4, 6])
@@ -45,7 +53,7 @@ def test_bfloat16_product_equals_precision_dot(op, rows):
 @pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
 def test_pack_layout(op, dtype):
     w = np.arange(5 * 70, dtype=np.float32).reshape(5, 70) / 7.0
-    packed = stream_matmul.pack(op, w, dtype)
+    packed = op.stream_pack(w, T=dtype)
     assert packed.shape == (2, 5, 64) and packed.dtype == dtype
     padded = np.concatenate([w, np.zeros([5, 58], np.float32)], axis=1)
     expected = tf.cast(padded.reshape(5, 2, 64).transpose(1, 0, 2), dtype)
@@ -56,7 +64,7 @@ def test_packed_products_route_only_their_kernels(op):
     rng = np.random.default_rng(0)
     packed_kernel = tf.Variable(rng.normal(size=[32, 48]).astype(np.float32))
     other = tf.Variable(rng.normal(size=[32, 48]).astype(np.float32))
-    products = stream_matmul.PackedProducts(op, [packed_kernel], tf.float32)
+    products = stream_matmul.PackedProducts(op, [packed_kernel], tf.float32, 3)
     x = tf.constant(rng.normal(size=[3, 32]).astype(np.float32))
     np.testing.assert_allclose(products(x, packed_kernel, tf.float32), x @ packed_kernel,
                                rtol=1e-5, atol=1e-5)
@@ -67,10 +75,12 @@ def test_packed_products_route_only_their_kernels(op):
     assert not np.allclose(products(x, packed_kernel, tf.float32), x @ packed_kernel)
 
 
-def test_op_rejects_mismatched_shapes(op):
-    packed = stream_matmul.pack(op, np.ones([8, 64], np.float32), tf.float32)
-    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="8|K|shape"):
-        op.stream_mat_mul(tf.ones([2, 9]), packed)
+def test_ops_reject_mismatched_shapes(op):
+    for dtype, product in ((tf.float32, op.stream_mat_mul_plain),
+                           (tf.bfloat16, op.stream_mat_mul)):
+        weight = stream_matmul.pack(op, np.ones([8, 64], np.float32), dtype, rows=1)
+        with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="8|K|shape"):
+            product(tf.ones([2, 9]), weight)
 
 
 def test_a_failed_build_leaves_nothing_and_falls_back(tmp_path, monkeypatch):

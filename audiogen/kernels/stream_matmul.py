@@ -5,9 +5,10 @@ weights far larger than the caches, so each product is bound by how fast its wei
 memory. TensorFlow's own kernels stream well below that at 1-16 rows here (XLA 13-15 GB/s at one
 row and 7.5 GB/s at four, oneDNN 18-20 and 6.5, against 17-21 GB/s for a plain two-thread read),
 and their bfloat16 products read no faster than their float32 ones, so halving the bytes gained
-nothing. The op in `stream_matmul.cc` reads each weight, packed `[N / 64, K, 64]` so that every
-64-column block is one contiguous stream, exactly once per product for all rows, split between
-the intra-op threads; bfloat16 weights are widened in registers (half the bytes).
+nothing. The ops in `stream_matmul.cc` read each weight exactly once per product for all rows,
+split between the intra-op threads: packed `[N / 64, K, 64]` (every 64-column block one
+contiguous stream), bfloat16 weights widened in registers (half the bytes); or, for one row in
+float32, the weight as it is, in panels of rows.
 
 The op runs in TensorFlow graphs, not inside XLA-compiled functions. It is compiled on first use
 (~15 s, once; see `audiogen.kernels.compiled`); `load()` returns None, with a warning naming the
@@ -35,20 +36,30 @@ def load():
     return compiled.load(SOURCE, "StreamMatMul", "TensorFlow's matrix products")
 
 
-def pack(op_module, kernel, dtype):
-    """`[K, N]` -> `[ceil(N / 64), K, 64]` in `dtype` (columns zero-padded to a whole block)."""
-    return op_module.stream_pack(tf.convert_to_tensor(kernel, tf.float32), T=dtype)
+def pack(op_module, kernel, dtype, rows=1):
+    """The weight `[K, N]` as the ops read it for products with `rows` rows in `dtype`: packed
+    `[ceil(N / 64), K, 64]` (columns zero-padded to a whole block), or, in float32 for one row,
+    as it is (`StreamMatMulPlain` reads it in place: no copy; 1,000 samples of one sequence with
+    the default config, alternated in one process: 752 samples/s against 691 packed, while at 4
+    rows the packed layout streams faster: 2,337 against 1,928)."""
+    kernel = tf.convert_to_tensor(kernel, tf.float32)
+    if dtype == tf.float32 and rows == 1:
+        return kernel
+    return op_module.stream_pack(kernel, T=dtype)
 
 
 def stream_matmul(op_module, x, packed, n):
-    """`x` `[..., K]` float32 @ the packed `[K, n]` weight -> `[..., n]` float32.
+    """`x` `[..., K]` float32 @ the `[K, n]` weight from `pack` -> `[..., n]` float32.
 
     With a bfloat16 weight, `x` and the result are rounded to bfloat16 (by the op), as
     `precision.dot` does in bfloat16.
     """
     x = tf.convert_to_tensor(x, tf.float32)
     rows = x if x.shape.rank == 2 else tf.reshape(x, [-1, x.shape[-1]])
-    y = op_module.stream_mat_mul(rows, packed)
+    if packed.shape.rank == 2:
+        y = op_module.stream_mat_mul_plain(rows, packed)
+    else:
+        y = op_module.stream_mat_mul(rows, packed)
     if y.shape[-1] != n:
         y = y[:, :n]
     if x.shape.rank == 2:
@@ -58,19 +69,21 @@ def stream_matmul(op_module, x, packed, n):
 
 class PackedProducts:
     """`product(x, kernel, dtype)` as `precision.dot`, through `StreamMatMul` for the kernels
-    given to the constructor (packed once, where it is called: outside the loops that use them).
+    given to the constructor (packed once, where it is called: outside the loops that use them;
+    float32 weights are read as they are).
 
     Args:
         op_module: from `load()`.
         kernels: 2-D variables or tensors `[K, N]`.
         dtype: the products' dtype (float32 or bfloat16).
+        rows: the rows of the products' `x` (the layout depends on it, see `pack`).
     """
 
-    def __init__(self, op_module, kernels, dtype):
+    def __init__(self, op_module, kernels, dtype, rows):
         self._op = op_module
         # Keyed by identity (Keras variables are not hashable by value); the kernel itself is
         # kept so that its id stays its own.
-        self._packed = {id(kernel): (kernel, pack(op_module, kernel, dtype))
+        self._packed = {id(kernel): (kernel, pack(op_module, kernel, dtype, rows))
                         for kernel in kernels}
 
     def __call__(self, x, kernel, dtype):

@@ -148,7 +148,7 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits, engine
             for tier in tiers:
                 kernels += tier.rnn.step_kernels + [tier.upsample_kernel]
             product = stream_matmul.PackedProducts(stream_matmul.load(), kernels,
-                                                   bottom.matmul_dtype)
+                                                   bottom.matmul_dtype, b)
 
             def bottom_conditioning(out):
                 # Upsampling, then the first hidden layer on all f0 vectors at once: folding
