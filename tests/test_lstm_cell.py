@@ -55,6 +55,9 @@ def test_bad_shapes_are_refused(op):
         op.lstm_cell_forward(x, x, tf.zeros([3, 3]), gate_axis=0)
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="z must be"):
         op.lstm_cell_forward(tf.zeros([6, 3]), tf.zeros([6, 3]), tf.zeros([1, 3]), gate_axis=0)
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="gate_axis must be"):
+        op.lstm_cell_backward(tf.zeros([6, 2, 3]), tf.zeros([2, 3]), tf.zeros([2, 3]),
+                              tf.zeros([2, 3]), gate_axis=5)
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="saved must have"):
         op.lstm_cell_backward(tf.zeros([5, 2, 3]), tf.zeros([2, 3]), tf.zeros([2, 3]),
                               tf.zeros([2, 3]), gate_axis=0)

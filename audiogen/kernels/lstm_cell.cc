@@ -254,6 +254,8 @@ class LstmCellForwardOp : public OpKernel {
  public:
   explicit LstmCellForwardOp(OpKernelConstruction* c) : OpKernel(c) {
     OP_REQUIRES_OK(c, c->GetAttr("gate_axis", &gate_axis_));
+    OP_REQUIRES(c, gate_axis_ == 0 || gate_axis_ == 1,
+                errors::InvalidArgument("LstmCell: gate_axis must be 0 or 1, got ", gate_axis_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -302,6 +304,8 @@ class LstmCellBackwardOp : public OpKernel {
  public:
   explicit LstmCellBackwardOp(OpKernelConstruction* c) : OpKernel(c) {
     OP_REQUIRES_OK(c, c->GetAttr("gate_axis", &gate_axis_));
+    OP_REQUIRES(c, gate_axis_ == 0 || gate_axis_ == 1,
+                errors::InvalidArgument("LstmCell: gate_axis must be 0 or 1, got ", gate_axis_));
   }
 
   void Compute(OpKernelContext* ctx) override {
