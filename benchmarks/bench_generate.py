@@ -97,25 +97,29 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
     The products are the sampler's for `engine`: `"xla"`, everything compiled by XLA with the
     bottom upsampling in the sampler's folded shape `[dim, frame_size * dim]`; `"stream"`, the
     tiers' products through `StreamMatMul` on weights packed beforehand (not timed), the bottom
-    upsampling followed by the first hidden layer on its `frame_size` vectors, and the MLP loop
-    compiled by XLA.
+    upsampling followed by the first hidden layer on its `frame_size` vectors, and per bottom
+    frame the `SampleFrame` op without its draws (its products and first-layer lookups; the
+    XLA-compiled MLP loop where the op cannot be built).
     """
     import tensorflow as tf
-    from audiogen.kernels import stream_matmul
+    from audiogen.kernels import sample_frame, stream_matmul
     from audiogen.precision import dot
-    tiers, mlp, dim = model.tiers, model.mlp, model.dim
+    tiers, mlp, dim, q = model.tiers, model.mlp, model.dim, model.q_levels
     bottom, dtype = tiers[-1], tiers[-1].matmul_dtype
     f0, top = model.frame_sizes[0], model.frame_sizes[-1]
     num_gen = -(-num_samples // top) * top
     stream = engine == "stream"
+    frame_op = sample_frame.load() if stream else None
     if stream:
+        op = stream_matmul.load()
         kernels = [w for tier in tiers for w in tier.rnn.step_kernels + [tier.upsample_kernel]]
-        product = stream_matmul.PackedProducts(stream_matmul.load(), kernels, dtype, batch)
-        w1 = tf.random.normal([dim, dim], stddev=0.03)
+        product = stream_matmul.PackedProducts(op, kernels, dtype, batch)
+        w1 = mlp.hidden_kernel_1
+        first_hidden = stream_matmul.PackedProducts(op, [w1], dtype, batch * f0)
 
         def bottom_up(out):
             up = tf.reshape(bottom.upsample(out, product), [batch * f0, dim])
-            return tf.reshape(tf.matmul(up, w1), [batch, f0 * dim])
+            return tf.reshape(first_hidden(up, w1, dtype), [batch, f0 * dim])
     else:
         product = dot
         up_kernel = tf.cast(tf.random.normal([dim, f0 * dim], stddev=0.01), dtype)
@@ -136,7 +140,26 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
                       (tf.ones([batch, dim]), tf.zeros([batch, model.q_levels])))
         return tf.reduce_sum(acc)
 
-    if stream:
+    if frame_op is not None:
+        # The sampler's SampleFrame op without its draws (draw=False): the frame's products
+        # (and first-layer lookups), weights packed beforehand (not timed).
+        packed = [op.stream_pack(tf.convert_to_tensor(w, tf.float32), T=dtype)
+                  for w in (mlp.hidden_kernel_2, mlp.output_kernel)]
+        table = tf.random.normal([f0 * q, dim], stddev=0.03)
+        window = tf.zeros([f0, batch], tf.int32)
+        uniform, inv_temp = tf.fill([f0, batch], 0.5), tf.ones([batch])
+        biases = [tf.convert_to_tensor(mlp.hidden_bias_2), tf.convert_to_tensor(mlp.output_bias)]
+
+        def sample_loops():
+            def frame_body(cond, acc):
+                _, logits = frame_op.sample_frame(table, cond, window, uniform, inv_temp,
+                                                  packed[0], biases[0], packed[1], biases[1],
+                                                  draw=False)
+                total = tf.reduce_sum(logits)
+                return cond + 1e-6 * total, acc + total
+
+            return loop(num_gen // f0, frame_body, (tf.ones([batch, f0, dim]), tf.zeros([])))[1]
+    elif stream:
         sample_loops = tf.function(sample_loops, jit_compile=True, autograph=False)
 
     @tf.function(jit_compile=not stream, autograph=False)

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from audiogen.audio.quantize import silence_level
+from audiogen.kernels import sample_frame
 from audiogen.samplernn import SampleRNN, generate
 from audiogen.samplernn.sampler import sample_categorical
 
@@ -110,6 +111,18 @@ def test_engines_draw_the_same_audio(model):
     runs = [generate(model, 70, [1.0, 0.6], seed_levels=seed, rng_seed=9, engine=engine).numpy()
             for engine in ("xla", "stream")]
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_stream_engine_without_the_frame_op(monkeypatch):
+    """Where the SampleFrame op cannot be built, the stream engine's per-sample loop is the
+    XLA-compiled one: the same audio as with the op."""
+    model = tiny()
+    seed = np.random.default_rng(5).integers(0, 16, [2, 7]).astype(np.int32)
+    with_op = generate(model, 70, [1.0, 0.6], seed_levels=seed, rng_seed=9, engine="stream")
+    monkeypatch.setattr(sample_frame, "load", lambda: None)
+    model._untracked.generate_fns.clear()
+    without = generate(model, 70, [1.0, 0.6], seed_levels=seed, rng_seed=9, engine="stream")
+    np.testing.assert_array_equal(with_op.numpy(), without.numpy())
 
 
 def test_temperature_changes_entropy(model):

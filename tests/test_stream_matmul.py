@@ -109,3 +109,18 @@ def test_a_failed_build_leaves_nothing_and_falls_back(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert stream_matmul.load() is not None
     assert choose_engine(model, "auto") == "stream"
+
+
+def test_a_build_is_keyed_by_the_headers_beside_its_source(tmp_path, monkeypatch):
+    """A changed header (stream_blocks.h is shared by two op libraries) means a new build."""
+    from audiogen.kernels import compiled
+
+    monkeypatch.setenv("AUDIOGEN_KERNEL_DIR", str(tmp_path / "built"))
+    source = tmp_path / "lib.cc"
+    source.write_text('#include "shared.h"\nint answer() { return value(); }\n')
+    (tmp_path / "shared.h").write_text("inline int value() { return 1; }\n")
+    first = compiled.build(str(source))
+    assert compiled.build(str(source)) == first
+    (tmp_path / "shared.h").write_text("inline int value() { return 2; }\n")
+    second = compiled.build(str(source))
+    assert second != first and os.path.exists(first) and os.path.exists(second)

@@ -2,8 +2,8 @@
 
 Each op library is compiled on first use with `g++ -O3 -march=native` against the installed
 TensorFlow's headers into `$AUDIOGEN_KERNEL_DIR` (default `$XDG_CACHE_HOME/audiogen/kernels` or
-`~/.cache/audiogen/kernels`), keyed by the source, TensorFlow's version, the compiler and its
-flags, and the CPU. `load()` returns None, with a warning naming the reason, when that is
+`~/.cache/audiogen/kernels`), keyed by the source and the headers beside it, TensorFlow's
+version, the compiler and its flags, and the CPU. `load()` returns None, with a warning naming the reason, when that is
 impossible; callers then use TensorFlow's own operations.
 """
 import hashlib
@@ -38,6 +38,18 @@ def _compiler():
     return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
 
 
+def _sources(source):
+    """The bytes of `source` and of the headers beside it (which it may include)."""
+    directory = os.path.dirname(os.path.abspath(source))
+    headers = sorted(f for f in os.listdir(directory) if f.endswith(".h"))
+    paths = [source] + [os.path.join(directory, f) for f in headers]
+    contents = []
+    for path in paths:
+        with open(path, "rb") as f:
+            contents.append(f.read())
+    return contents
+
+
 def build(source):
     """Compile the op library of `source` (a `.cc` path) if it is not built yet; returns the
     library's path.
@@ -50,10 +62,9 @@ def build(source):
     if compiler is None:
         raise RuntimeError("no C++ compiler found (set CXX or install g++)")
     flags = tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags()
-    with open(source, "rb") as f:
-        code = f.read()
-    key = hashlib.sha256(b"\0".join([code, tf.__version__.encode(), compiler.encode(),
-                                     " ".join(flags).encode(), _cpu_flags().encode()]))
+    key = hashlib.sha256(b"\0".join([*_sources(source), tf.__version__.encode(),
+                                     compiler.encode(), " ".join(flags).encode(),
+                                     _cpu_flags().encode()]))
     name = os.path.splitext(os.path.basename(source))[0]
     directory = kernel_dir()
     path = os.path.join(directory, f"{name}-{key.hexdigest()[:16]}.so")

@@ -24,11 +24,12 @@ Two engines run the same loops (`engine`):
 * `"xla"`: the whole function compiled with XLA (`jit_compile=True`). Best for small models,
   whose weights stay in the caches and whose steps are many small operations.
 * `"stream"`: the frame tiers as a TensorFlow graph whose products with the large weights (RNN
-  kernels, upsampling) go through the compiled `StreamMatMul` op
-  (`audiogen.kernels.stream_matmul`), each weight packed once per call; the per-sample loop of
-  each bottom frame stays one XLA-compiled function. With dim 1024 a sample streams ~17 MB of
-  weights at one sequence; the op streams them faster than XLA at several sequences and, for
-  bfloat16 weights, with half the bytes.
+  kernels, upsampling, the MLP's first hidden layer on the bottom conditioning) go through the
+  compiled `StreamMatMul` op (`audiogen.kernels.stream_matmul`), each weight packed once per
+  call; each bottom frame's samples are one `SampleFrame` op (`audiogen.kernels.sample_frame`:
+  the MLP's products split between threads, the draws), or, where that op cannot be built, an
+  XLA-compiled loop. With dim 1024 a sample streams ~17 MB of weights at one sequence; the ops
+  stream them faster than XLA and, for bfloat16 weights, with half the bytes.
 
 `"auto"` picks `"stream"` for `dim >= STREAM_MIN_DIM` (measured: dim 256 runs far faster under
 XLA, dim 1024 faster with the op) when the op can be built here.
@@ -43,7 +44,7 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
 
 from audiogen.audio.quantize import silence_level
-from audiogen.kernels import stream_matmul
+from audiogen.kernels import sample_frame, stream_matmul
 from audiogen.precision import dot, to_matmul_dtype
 from audiogen.samplernn.layers import levels_to_inputs
 
@@ -149,12 +150,15 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits, engine
                 kernels += tier.rnn.step_kernels + [tier.upsample_kernel]
             product = stream_matmul.PackedProducts(stream_matmul.load(), kernels,
                                                    bottom.matmul_dtype, b)
+            first_hidden = stream_matmul.PackedProducts(stream_matmul.load(), [w1],
+                                                        bottom.matmul_dtype, b * f0)
 
             def bottom_conditioning(out):
                 # Upsampling, then the first hidden layer on all f0 vectors at once: folding
                 # the two (as below) costs 2 dim^3 f0 operations per call (34 GFLOP at dim 1024).
                 up = tf.reshape(bottom.upsample(out, product), [b * f0, dim])
-                return tf.reshape(tf.matmul(up, w1) + bias1, [b, f0, dim])
+                return tf.reshape(first_hidden(up, w1, bottom.matmul_dtype) + bias1,
+                                  [b, f0, dim])
         else:
             product = dot
             up_kernel = to_matmul_dtype(tf.reshape(
@@ -198,9 +202,13 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits, engine
             return window, logits
 
         if stream:
-            # The per-sample loop stays compiled: as graph ops its many small operations cost
-            # more than the products (~1.2 ms per step at dim 1024, 4 sequences).
-            frame_samples = tf.function(frame_samples, jit_compile=True, autograph=False)
+            frame_op = sample_frame.load()
+            if frame_op is not None:
+                frame_samples = _frame_op_samples(frame_op, mlp, table, inv_temp)
+            else:
+                # As graph ops the loop's many small operations would cost more than the
+                # products (~1.2 ms per step at dim 1024, 4 sequences): compiled instead.
+                frame_samples = tf.function(frame_samples, jit_compile=True, autograph=False)
 
         def sample_loop(pos0, cond, buffer, logits_buf):
             """`f0` samples from position `pos0`; `cond` `[b, f0, dim]` (folded)."""
@@ -254,6 +262,22 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits, engine
         return out, logits_buf
 
     return run
+
+
+def _frame_op_samples(op_module, mlp, table, inv_temp):
+    """`frame_samples` of the stream engine through the `SampleFrame` op: the MLP's hidden and
+    output kernels packed once (here, outside the loops), both products split between threads
+    (~25 us a sample at dim 1024 and one sequence, against ~240 us in XLA's one-thread loop)."""
+    packed = [stream_matmul.load().stream_pack(tf.convert_to_tensor(kernel, tf.float32),
+                                               T=mlp.matmul_dtype)
+              for kernel in (mlp.hidden_kernel_2, mlp.output_kernel)]
+
+    def frame_samples(window, cond, uniform_rows):
+        return op_module.sample_frame(table, cond, window, uniform_rows, inv_temp, packed[0],
+                                      tf.convert_to_tensor(mlp.hidden_bias_2), packed[1],
+                                      tf.convert_to_tensor(mlp.output_bias))
+
+    return frame_samples
 
 
 def sample_categorical(logits, inv_temp, uniform):
