@@ -3,8 +3,8 @@
 Each op library is compiled on first use with `g++ -O3 -march=native` against the installed
 TensorFlow's headers into `$AUDIOGEN_KERNEL_DIR` (default `$XDG_CACHE_HOME/audiogen/kernels` or
 `~/.cache/audiogen/kernels`), keyed by the source and the headers beside it, TensorFlow's
-version, the compiler and its flags, and the CPU. `load()` returns None, with a warning naming the reason, when that is
-impossible; callers then use TensorFlow's own operations.
+version, the compiler and its flags, and the CPU. `load()` returns None, with a warning naming
+the reason, when that is impossible; callers then use TensorFlow's own operations.
 """
 import hashlib
 import os

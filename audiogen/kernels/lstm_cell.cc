@@ -27,6 +27,7 @@
 #define AUDIOGEN_AVX512 1
 #endif
 
+#include "vector_math.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -77,17 +78,7 @@ Status state_shape_fn(shape_inference::InferenceContext* c, int z_input,
 // (and dz_low[g] in T unless null) and dc_prev.
 
 #ifdef AUDIOGEN_AVX512
-inline __m512 exp16(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 t = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);  // ln 2, high bits
-  t = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.4286068203094173e-06f), t);  // and the rest
-  __m512 p = _mm512_set1_ps(1.0f / 5040);                                  // Taylor, to t^7
-  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(c));
-  return _mm512_scalef_ps(p, n);
-}
+using vector_math::exp16;
 
 inline __m512 sigmoid16(__m512 x) {
   const __m512 d =

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "stream_blocks.h"
+#include "vector_math.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -151,22 +152,35 @@ class Crew {
 };
 
 // One draw from softmax(logits * inv_temp) by inverse CDF: the number of levels whose inclusive
-// cumulative weight is <= u * total, at most q - 1.
+// cumulative weight is <= u * total, at most q - 1. `weights` [q] is scratch.
 int32_t draw(const float* logits, int64_t q, float inv_temp, float u, float* weights) {
+#if defined(__AVX512F__)
+  const __m512 scale = _mm512_set1_ps(inv_temp);
+  __m512 top16 = _mm512_set1_ps(-INFINITY);
+  for (int64_t c = 0; c < q; c += 16) {
+    const __mmask16 m = q - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (q - c)) - 1);
+    const __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, logits + c), scale);
+    top16 = _mm512_mask_max_ps(top16, m, top16, x);
+  }
+  const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(top16));
+  for (int64_t c = 0; c < q; c += 16) {
+    const __mmask16 m = q - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (q - c)) - 1);
+    const __m512 x = _mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, logits + c), scale, top);
+    _mm512_mask_storeu_ps(weights + c, m, vector_math::exp16(x));
+  }
+#else
   float top = -INFINITY;
   for (int64_t c = 0; c < q; ++c) top = std::max(top, logits[c] * inv_temp);
+  for (int64_t c = 0; c < q; ++c) weights[c] = std::exp(logits[c] * inv_temp - top);
+#endif
   float total = 0.0f;
   for (int64_t c = 0; c < q; ++c) {
-    weights[c] = std::exp(logits[c] * inv_temp - top);
     total += weights[c];
+    weights[c] = total;                                   // inclusive cumulative weight
   }
   const float target = u * total;
-  float cumulative = 0.0f;
   int64_t index = 0;
-  for (int64_t c = 0; c < q; ++c) {
-    cumulative += weights[c];
-    index += cumulative <= target;
-  }
+  for (int64_t c = 0; c < q; ++c) index += weights[c] <= target;
   return static_cast<int32_t>(std::min(index, q - 1));
 }
 

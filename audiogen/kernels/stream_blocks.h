@@ -129,10 +129,10 @@ void per_thread(OpKernelContext* ctx, int64_t blocks, F work) {
     work(0, blocks);
     return;
   }
+  using Pool = tensorflow::thread::ThreadPool;
   pool->ParallelFor(blocks,
-                    tensorflow::thread::ThreadPool::SchedulingParams(
-                        tensorflow::thread::ThreadPool::SchedulingStrategy::kFixedBlockSize, std::nullopt,
-                        (blocks + threads - 1) / threads),
+                    Pool::SchedulingParams(Pool::SchedulingStrategy::kFixedBlockSize,
+                                           std::nullopt, (blocks + threads - 1) / threads),
                     work);
 }
 
