@@ -340,7 +340,9 @@ class SampleMLP(keras.layers.Layer):
     def input_table(self):
         """`embedding @ input_kernel[j]` for every position j: `[frame_size, q_levels, dim]`."""
         dtype = self.matmul_dtype
-        table = tf.einsum("qe,fed->fqd", to_matmul_dtype(self.embedding, dtype),
+        # A broadcast batch matmul: oneDNN's einsum took ~2x as long (generation folds this
+        # table once per call, at dim 1024 32 vs 18 ms in float32).
+        table = tf.matmul(to_matmul_dtype(self.embedding, dtype)[None],
                           to_matmul_dtype(self.input_kernel, dtype))
         return tf.cast(table, tf.float32)
 
