@@ -84,6 +84,10 @@ class Crew {
   void run(int64_t units, const std::function<void(int64_t)>& fn) {
     State& s = *state_;
     const int64_t p = ++phase_;
+    // The phase number guards the phase's description as a sequence lock does: a helper that
+    // read it while it changed finds the phase number changed too.
+    s.phase.store(kBusy, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
     s.units.store(units, std::memory_order_relaxed);
     s.fn.store(&fn, std::memory_order_relaxed);
     s.done.store(0, std::memory_order_relaxed);
@@ -98,7 +102,7 @@ class Crew {
   }
 
  private:
-  static constexpr int64_t kFinished = -1;
+  static constexpr int64_t kFinished = -1, kBusy = -2;
 
   struct State {
     explicit State(int64_t max_units) : claimed(new std::atomic<int64_t>[max_units]) {
@@ -127,21 +131,24 @@ class Crew {
     while (true) {
       const int64_t p = s.phase.load(std::memory_order_acquire);
       if (p == kFinished) return;
-      if (p == seen) {
+      if (p == seen || p == kBusy) {
         if (++idle % 4096 == 0) std::this_thread::yield();
         pause();
         continue;
       }
       idle = 0;
-      for (int64_t u = s.units.load(std::memory_order_acquire) - 1; u >= 0; --u) {
+      // p's description, or, if the leader has moved on meanwhile, a later one's: then p is
+      // found over at the first claim below, and nothing runs.
+      const int64_t units = s.units.load(std::memory_order_relaxed);
+      const auto* fn = s.fn.load(std::memory_order_relaxed);
+      for (int64_t u = units - 1; u >= 0; --u) {
         if (!s.claim(u, p)) continue;
-        // Claimed with phase p's stamp: run it only if p is still the phase (its units and
-        // fn are then p's, and stay valid until this unit is counted done).
-        if (s.phase.load(std::memory_order_acquire) != p) break;
-        if (u < s.units.load(std::memory_order_acquire)) {
-          (*s.fn.load(std::memory_order_acquire))(u);
-          s.done.fetch_add(1, std::memory_order_acq_rel);
-        }
+        // Claimed with phase p's stamp: run it only if p is still the phase (what was read
+        // above is then p's, and stays valid until this unit is counted done).
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (s.phase.load(std::memory_order_relaxed) != p) break;
+        (*fn)(u);
+        s.done.fetch_add(1, std::memory_order_acq_rel);
       }
       seen = p;
     }
