@@ -99,3 +99,14 @@ def test_bad_inputs_are_refused(ops):
                                      tf.zeros([8, 16]), T=tf.float32),
                                  "output_kernel": matmul_op.stream_pack(
                                      inputs["output_kernel"], T=tf.float32)})
+
+
+def test_repeated_runs_are_identical(ops):
+    """The threads split every step's work anew: many runs of one frame give the same samples
+    and logits (a unit run twice or too late would change them)."""
+    inputs = frame_inputs(16, 7, 130, 200, seed=3)
+    first = [t.numpy() for t in run_op(ops, inputs, tf.float32)]
+    for _ in range(30):
+        again = run_op(ops, inputs, tf.float32)
+        np.testing.assert_array_equal(again[0].numpy(), first[0])
+        np.testing.assert_array_equal(again[1].numpy(), first[1])
