@@ -44,8 +44,11 @@ CONFIGS = {
     "small": os.path.join(REPO, "configs", "samplernn-small.config.json"),
     "default": os.path.join(REPO, "default.config.json"),
 }
-# Samples generated per sequence in each timed cell (the default config is ~50x slower).
-NUM_SAMPLES = {"small": SAMPLE_RATE, "default": SAMPLE_RATE // 16}
+# Samples generated per sequence in each timed cell (the default config is ~20x slower). A call
+# also has fixed costs (default config: ~0.1 s packing weights and folding the MLP's lookup
+# table), which a 10 s clip spreads over 160,000 samples: 2,000 samples keep them under ~10% of a
+# timed call.
+NUM_SAMPLES = {"small": SAMPLE_RATE, "default": SAMPLE_RATE // 8}
 # PRiSM SampleRNN on this 2-core CPU (issue "Speed"), samples/s over all sequences.
 PRISM = {("small", 1): 2600, ("small", 4): 5600, ("default", 1): 258, ("default", 4): 607}
 TARGET_PRISM_RATIO = 5.0
