@@ -7,7 +7,8 @@
   - model only: the compiled train step on a fixed synthetic batch (median step time, the
     first, compiling step left out);
   - end to end: `model.fit` as train.py runs it (XLA, one compiled execution per batch of
-    pieces), with validation bits/sample after 250 and 500 steps.
+    pieces), with validation bits/sample after 250 and 500 steps; s/step leaves out the first
+    execution (it compiles the train step).
 * `default` (`default.config.json`: dim 1024, 4 GRU layers), batch 16, seq_len 1024: model
   only, a few steps each: float32 without XLA (TensorFlow graph, oneDNN kernels) and
   mixed_bfloat16 with XLA (and, not with --quick, the other two combinations).
@@ -114,23 +115,34 @@ def small_end_to_end(config, total_steps):
 
     model = make_model(config, seq_len)
     every = 250
-    compile_model(model, True, math.gcd(info.windows_per_piece, every))
+    per_execution = math.gcd(info.windows_per_piece, every)
+    compile_model(model, True, per_execution)
     row = {"train_pieces": int(info.num_train_pieces), "val_pieces": int(info.num_val_pieces),
            "windows_per_piece": int(info.windows_per_piece),
-           "pipeline_samples_per_s": pipeline_sps,
+           "pipeline_samples_per_s": pipeline_sps, "steps_per_execution": per_execution,
            "val_bits": {}, "epoch_s": []}
+    first_execution_end = []
+
+    class FirstExecution(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if not first_execution_end:
+                first_execution_end.append(time.perf_counter())
+
     for epoch in range(total_steps // every):
         start = time.perf_counter()
-        model.fit(train, steps_per_epoch=every, epochs=epoch + 1, initial_epoch=epoch, verbose=0)
+        model.fit(train, steps_per_epoch=every, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+                  callbacks=[FirstExecution()])
         row["epoch_s"].append(time.perf_counter() - start)
+        if epoch == 0:
+            row["first_execution_s"] = first_execution_end[0] - start
         bits = model.evaluate(data.val, verbose=0, return_dict=True)["bits_per_sample"]
         row["val_bits"][(epoch + 1) * every] = float(bits)
         print(f"  small end to end, {config['precision']}: {(epoch + 1) * every} steps, "
-              f"{row['epoch_s'][-1] / every:.3f} s/step, val {bits:.2f} bits/sample", flush=True)
-    # The first 250 steps include compiling; the steady rate comes from the later ones.
-    steady = row["epoch_s"][1:] or row["epoch_s"]
-    row["s_per_step"] = sum(steady) / (len(steady) * every)
-    row["s_per_step_includes_compile"] = len(row["epoch_s"]) == 1
+              f"{row['epoch_s'][-1] / every:.3f} s/step with compiling, val {bits:.2f} "
+              f"bits/sample", flush=True)
+    # The steady rate leaves out the first execution (it compiles the train step).
+    steps = len(row["epoch_s"]) * every - per_execution
+    row["s_per_step"] = (sum(row["epoch_s"]) - row["first_execution_s"]) / steps
     row["samples_per_s"] = BATCH * seq_len / row["s_per_step"]
     return row
 
