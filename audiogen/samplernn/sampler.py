@@ -185,8 +185,11 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits, engine
             it, `cond` `[b, f0, dim]` (folded), `uniform_rows` `[f0, b]`. Returns the samples
             `[f0, b]` (the window after `f0` steps) and their logits `[f0, b, q]` (or `[]`)."""
             def body(i, window, logits):
-                rows = tf.gather(table, window + offsets)                      # [f0, b, dim]
-                h1 = tf.nn.relu(tf.reduce_sum(rows, axis=0) + tf.gather(cond, i, axis=1))
+                # f0 row gathers summed: XLA fuses them with the sum into one loop (a gather of
+                # [f0, b, dim] and a reduction were materialized: ~10% of a step at 16 sequences).
+                rows = tf.unstack(window + offsets)                           # f0 x [b]
+                looked_up = tf.add_n([tf.gather(table, row) for row in rows])  # [b, dim]
+                h1 = tf.nn.relu(looked_up + tf.gather(cond, i, axis=1))
                 step_logits = mlp.head(h1)                                     # [b, q]
                 sample = sample_categorical(step_logits, inv_temp, tf.gather(uniform_rows, i))
                 window = tf.concat([window[1:], sample[None]], axis=0)
