@@ -120,13 +120,14 @@ def bench_one(name, mode, precision, args, steps):
     from audiogen.data.melody_dataset import make_melody_datasets
     from audiogen.musicvae.layers import VOCAB_SIZE
     from audiogen.musicvae.model import MusicVAE
+    from audiogen.training.optimizers import FusedAdam
 
     spec = MODELS[name]
     batch, seq_len = spec["batch_size"], spec["slice_bar"] * STEPS_PER_BAR
     keras.utils.set_random_seed(0)
     model = MusicVAE(seq_len=seq_len, sampling_settings=MODES[mode], precision=precision,
                      **spec["params"])
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=args.jit_compile)
+    model.compile(optimizer=FusedAdam(1e-3), jit_compile=args.jit_compile)
     synthetic = tf.data.Dataset.from_tensors(tf.random.stateless_uniform(
         [batch, seq_len], seed=(1, 2), maxval=VOCAB_SIZE, dtype=tf.int32)).repeat()
 

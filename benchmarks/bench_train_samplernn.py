@@ -69,9 +69,9 @@ def make_model(config, seq_len):
 
 
 def compile_model(model, jit_compile, steps_per_execution=1):
-    import keras
     from audiogen.training.checkpoints import build_optimizer
-    optimizer = build_optimizer(keras.optimizers.Adam(1e-3), model)
+    from audiogen.training.optimizers import FusedAdam
+    optimizer = build_optimizer(FusedAdam(1e-3), model)
     model.compile(optimizer=optimizer, jit_compile=jit_compile,
                   steps_per_execution=steps_per_execution)
 

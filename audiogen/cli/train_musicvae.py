@@ -18,6 +18,7 @@ from audiogen.training.callbacks import EpochCheckpoint
 from audiogen.training.checkpoints import (CheckpointStore, build_optimizer, resolve_checkpoint,
                                            save_training_args)
 from audiogen.training.logging import StepLogger
+from audiogen.training.optimizers import FusedAdam
 from audiogen.training.resume import check_same_config, find_resume_checkpoint
 
 ARCHITECTURE_KEYS = ("slice_bar", "z_size", "encoder_params", "use_hier", "decoder_params",
@@ -54,7 +55,7 @@ def run(args, config):
 
     model = model_from_config(config)
     model.build_for_batch(config["batch_size"])
-    optimizer = build_optimizer(keras.optimizers.Adam(config["learning_rate"]), model)
+    optimizer = build_optimizer(FusedAdam(config["learning_rate"]), model)
     model.compile(optimizer=optimizer, jit_compile=bool(args.jit_compile))
     store = CheckpointStore(run_dir, model, optimizer, max_to_keep=args.max_checkpoints)
     best_store = CheckpointStore(run_dir, model, optimizer, max_to_keep=1, subdir=BEST_DIR)

@@ -20,6 +20,7 @@ from audiogen.training.callbacks import (EpochCheckpoint, decayed_learning_rate,
 from audiogen.training.checkpoints import (CheckpointStore, build_optimizer, load_training_args,
                                            run_dir_of, save_training_args)
 from audiogen.training.logging import StepLogger
+from audiogen.training.optimizers import FusedAdam
 from audiogen.training.resume import check_same_config, find_resume_checkpoint
 
 SEED_SECONDS = 1.0  # length of the priming excerpt used for generation during training
@@ -34,7 +35,7 @@ def model_from_config(config):
 
 def make_optimizer(name, learning_rate, momentum):
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
+        return FusedAdam(learning_rate)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=momentum)
     return keras.optimizers.RMSprop(learning_rate, momentum=momentum)
