@@ -191,13 +191,14 @@ def _lstm_recurrence(n, feature_major, dtype=tf.float32):
 
             def recurrent_grad(k, dz):
                 return tf.matmul(dz, low[k], transpose_b=True)
-        xs = [tf.TensorArray(tf.float32, size=steps).unstack(to_loop(p) + b)
-              for p, b in zip(projs, biases)]
+        # Inputs and output gradients are read a step at a time by slicing (a leading-axis slice
+        # shares the tensor's buffer): a TensorArray's unstack would copy them first.
+        xs = [to_loop(p) + b for p, b in zip(projs, biases)]
 
         def body(t, xs, hs, cs, h_ta, saved_ta):
             out = ([], [], [], [])
             for k in range(n):
-                h, h_low, c, saved = cell_forward(xs[k].read(t), recurrent(k, hs[k]), cs[k],
+                h, h_low, c, saved = cell_forward(xs[k][t], recurrent(k, hs[k]), cs[k],
                                                   gate_axis, dtype)
                 saved = [ta.write(t, v) for ta, v in zip(saved_ta[k], saved)]
                 for lst, value in zip(out, (h_low, c, h_ta[k].write(t, h), saved)):
@@ -223,7 +224,6 @@ def _lstm_recurrence(n, feature_major, dtype=tf.float32):
             # The final h's gradient joins the last step's output gradient.
             d_outs = [tf.concat([d[:-1], d[-1:] + state_to_loop(dh)[None]], axis=0)
                       for d, dh in zip(d_outs, _zeros_for_none(upstream[n:2 * n], h0s))]
-            d_out = [tf.TensorArray(tf.float32, size=steps).unstack(d) for d in d_outs]
             d_c_last = [state_to_loop(d) for d in _zeros_for_none(upstream[2 * n:], c0s)]
             dh_init = [tf.zeros_like(h) for h in init_h]
             dz_arrays = [tf.TensorArray(tf.float32, size=steps) for _ in range(n)]
@@ -233,7 +233,7 @@ def _lstm_recurrence(n, feature_major, dtype=tf.float32):
                 new_dh, new_dc, new_dz = [], [], []
                 for k in range(n):
                     dz, dz_low, dc = cell_backward([ta.read(t) for ta in saved_ta[k]],
-                                                   d_out[k].read(t), dhs[k], dcs[k],
+                                                   d_out[k][t], dhs[k], dcs[k],
                                                    gate_axis, dtype)
                     new_dh.append(recurrent_grad(k, dz_low))
                     new_dc.append(dc)
@@ -243,7 +243,7 @@ def _lstm_recurrence(n, feature_major, dtype=tf.float32):
             # Saved activations first, the (possibly all-zero) output gradients after them.
             _, _, _, dh0, dc0, dz_ta = tf.while_loop(
                 lambda j, *_: j < steps, back,
-                (tf.constant(0), saved_ta, d_out, dh_init, d_c_last, dz_arrays),
+                (tf.constant(0), saved_ta, d_outs, dh_init, d_c_last, dz_arrays),
                 maximum_iterations=steps)
             d_projs, d_kernels, d_biases = [], [], []
             for k in range(n):
