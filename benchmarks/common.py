@@ -32,7 +32,8 @@ def machine_state():
     """The load average and this machine's speed right now, to read the other figures against.
 
     `sgemm_gflops`: float32 1024 x 1024 matrix products with numpy on all cores (best of 5);
-    `copy_gb_s`: bytes read plus written per second copying a 256 MiB array (best of 5). Shared
+    `copy_gb_s`: bytes read plus written per second copying a 256 MiB array (best of 5);
+    `glibc_tunables`: the process's `GLIBC_TUNABLES` (malloc settings change some figures). Shared
     machines have slow spells: on the 2-core VM of benchmarks/README.md the same compiled step
     took 0.18 s in one spell and 0.33 s in another, and sgemm measured 110 to 170 GFLOP/s.
     """
@@ -47,6 +48,7 @@ def machine_state():
     dst = np.empty_like(src)
     copy_s = best(lambda: np.copyto(dst, src))
     return {"load_average": load_average(),
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
             "sgemm_gflops": round(8 * 2 * 1024**3 / gemm_s / 1e9, 1),
             "copy_gb_s": round(2 * src.nbytes / copy_s / 1e9, 1)}
 
@@ -59,8 +61,11 @@ def note_machine_state():
 
 
 def describe_machine_state(state):
-    return (f"load {state['load_average']}, sgemm {state['sgemm_gflops']} GFLOP/s, "
+    text = (f"load {state['load_average']}, sgemm {state['sgemm_gflops']} GFLOP/s, "
             f"memory copy {state['copy_gb_s']} GB/s")
+    if state.get("glibc_tunables"):     # e.g. huge-page malloc (benchmarks/README.md, session 10)
+        text += f", GLIBC_TUNABLES={state['glibc_tunables']}"
+    return text
 
 
 def write_results(path, name, argv, start, machine_before, rows, **extra):
