@@ -7,8 +7,9 @@
   - model only: the compiled train step on a fixed synthetic batch (median step time, the
     first, compiling step left out);
   - end to end: `model.fit` as train.py runs it (XLA, one compiled execution per batch of
-    pieces), with validation bits/sample after 250 and 500 steps; s/step leaves out the first
-    execution (it compiles the train step).
+    pieces), with validation bits/sample after 250 and 500 steps; s/step from the end of the
+    first execution (it compiles the train step) to the end of the last, without `fit`'s setup
+    and teardown (`fit_overhead_s` in the JSON).
 * `default` (`default.config.json`: dim 1024, 4 GRU layers), batch 16, seq_len 1024: model
   only, a few steps each: float32 without XLA (TensorFlow graph, oneDNN kernels) and
   mixed_bfloat16 with XLA (and, not with --quick, the other two combinations).
@@ -121,28 +122,38 @@ def small_end_to_end(config, total_steps):
            "windows_per_piece": int(info.windows_per_piece),
            "pipeline_samples_per_s": pipeline_sps, "steps_per_execution": per_execution,
            "val_bits": {}, "epoch_s": []}
-    first_execution_end = []
+    clock = []                                        # per fit: [[begin, end] per execution]
 
-    class FirstExecution(keras.callbacks.Callback):
+    class StepClock(keras.callbacks.Callback):
+        """When each execution (`per_execution` steps) begins and ends."""
+        def on_train_begin(self, logs=None):
+            clock.append([])
+
+        def on_train_batch_begin(self, batch, logs=None):
+            clock[-1].append([time.perf_counter(), None])
+
         def on_train_batch_end(self, batch, logs=None):
-            if not first_execution_end:
-                first_execution_end.append(time.perf_counter())
+            clock[-1][-1][1] = time.perf_counter()
 
     for epoch in range(total_steps // every):
         start = time.perf_counter()
         model.fit(train, steps_per_epoch=every, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
-                  callbacks=[FirstExecution()])
+                  callbacks=[StepClock()])
         row["epoch_s"].append(time.perf_counter() - start)
-        if epoch == 0:
-            row["first_execution_s"] = first_execution_end[0] - start
         bits = model.evaluate(data.val, verbose=0, return_dict=True)["bits_per_sample"]
         row["val_bits"][(epoch + 1) * every] = float(bits)
         print(f"  small end to end, {config['precision']}: {(epoch + 1) * every} steps, "
               f"{row['epoch_s'][-1] / every:.3f} s/step with compiling, val {bits:.2f} "
               f"bits/sample", flush=True)
-    # The steady rate leaves out the first execution (it compiles the train step).
-    steps = len(row["epoch_s"]) * every - per_execution
-    row["s_per_step"] = (sum(row["epoch_s"]) - row["first_execution_s"]) / steps
+    # The steady rate: from the first execution's end (it compiles the train step) to the last
+    # one's, input included, without `fit`'s setup and teardown, which train.py pays once per
+    # run (one `fit`) and this loop once per 250 steps: in some runs `fit` returned ~33 s after
+    # its last callback (`on_train_end`), in others at once.
+    first_begin, first_end = clock[0][0]
+    row["first_execution_s"] = first_end - first_begin
+    timed = [fit[-1][1] - (first_end if i == 0 else fit[0][0]) for i, fit in enumerate(clock)]
+    row["fit_overhead_s"] = sum(row["epoch_s"]) - sum(fit[-1][1] - fit[0][0] for fit in clock)
+    row["s_per_step"] = sum(timed) / (len(row["epoch_s"]) * every - per_execution)
     row["samples_per_s"] = BATCH * seq_len / row["s_per_step"]
     return row
 
