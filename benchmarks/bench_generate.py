@@ -196,7 +196,7 @@ def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats
     from audiogen.samplernn.sampler import choose_engine, generate
 
     model = build_model(config_name, precision)
-    engine = choose_engine(model)
+    engine = choose_engine(model.dim)
     temps = np.full([num_seqs], 1.0, np.float32)
     row = {"config": config_name, "num_seqs": num_seqs, "num_samples": num_samples,
            "dim": model.dim, "num_rnn_layers": model.num_rnn_layers,

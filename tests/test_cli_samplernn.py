@@ -12,6 +12,7 @@ import soundfile as sf
 
 from audiogen.audio.io import load_audio
 from audiogen.cli import generate, train
+from audiogen.threads import available_cores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATE = 8000
@@ -109,6 +110,24 @@ def test_generate_cycles_temperatures_and_uses_training_rate(trained, tmp_path, 
     for name in os.listdir(tmp_path):
         info = sf.info(str(tmp_path / name))
         assert (info.samplerate, info.frames) == (RATE, RATE // 2)
+
+
+def test_generate_in_groups_writes_the_same_audio(trained, tmp_path, capsys):
+    """A new generate.py process runs 4 sequences as one group per core (up to 2), each op on
+    one thread; in this process (TensorFlow already started) as one group: the same files."""
+    args = ["--checkpoint_path", os.path.join(trained, "logdir", "run"), "--num_seqs", "4",
+            "--temperature", "0.5", "0.9", "--dur", "0.25", "--rng_seed", "5"]
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "generate.py"), *args,
+                           "--output_path", str(tmp_path / "groups.wav")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    groups = min(available_cores(), 2)
+    assert (f"{groups} groups of sequences at once" in done.stdout) == (groups > 1)
+    assert generate.main(args + ["--output_path", str(tmp_path / "one.wav")]) == 0
+    assert "groups of sequences" not in capsys.readouterr().out
+    for i in range(4):
+        np.testing.assert_array_equal(sf.read(str(tmp_path / f"groups_{i}.wav"))[0],
+                                      sf.read(str(tmp_path / f"one_{i}.wav"))[0])
 
 
 def test_generate_other_sample_rate_changes_only_the_header(trained, tmp_path, capsys):

@@ -6,7 +6,7 @@ import tensorflow as tf
 from audiogen.audio.quantize import silence_level
 from audiogen.kernels import sample_frame
 from audiogen.samplernn import SampleRNN, generate
-from audiogen.samplernn.sampler import sample_categorical
+from audiogen.samplernn.sampler import generation_groups, sample_categorical
 
 TINY = dict(frame_sizes=[4, 16], dim=16, rnn_type="gru", num_rnn_layers=2, q_type="linear",
             q_levels=16, emb_size=8, skip_conn=False, seq_len=32, max_grad_norm=1.0)
@@ -113,6 +113,28 @@ def test_engines_draw_the_same_audio(model):
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
+@pytest.mark.parametrize("engine", ["xla", "stream"])
+def test_groups_generate_the_same_audio_and_logits(model, engine):
+    """Sequences generated as concurrent groups (here 2 and 3, of unequal sizes) == one batch:
+    every sequence keeps its seed row, temperature and uniform numbers."""
+    seed = np.random.default_rng(6).integers(0, 16, [5, 7]).astype(np.int32)
+    temps = [1.0, 0.6, 1.4, 0.9, 2.0]
+    runs = [generate(model, 40, temps, seed_levels=seed, rng_seed=4, return_logits=True,
+                     engine=engine, groups=groups) for groups in (1, 2, 3)]
+    assert (2, 7, 40, True, engine) in model._untracked.generate_fns
+    for out, logits in runs[1:]:
+        np.testing.assert_array_equal(out.numpy(), runs[0][0].numpy())
+        np.testing.assert_allclose(logits.numpy(), runs[0][1].numpy(), atol=1e-6)
+
+
+def test_generation_groups():
+    assert generation_groups(16, "xla", cores=2) == 2
+    assert generation_groups(4, "xla", cores=2) == 2
+    assert generation_groups(3, "xla", cores=2) == 1     # groups of at least two sequences
+    assert generation_groups(16, "xla", cores=8) == 8
+    assert generation_groups(16, "stream", cores=2) == 1
+
+
 def test_stream_engine_without_the_frame_op(monkeypatch):
     """Where the SampleFrame op cannot be built, the stream engine's per-sample loop is the
     XLA-compiled one: the same audio as with the op."""
@@ -162,3 +184,5 @@ def test_rejects_bad_arguments(model):
         generate(model, 10, [1.0], seed_levels=np.full([1, 4], 99))
     with pytest.raises(ValueError, match="engine"):
         generate(model, 10, [1.0], engine="gpu")
+    with pytest.raises(ValueError, match="groups"):
+        generate(model, 10, [1.0, 1.0], groups=3)

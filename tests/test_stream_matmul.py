@@ -100,15 +100,15 @@ def test_a_failed_build_leaves_nothing_and_falls_back(tmp_path, monkeypatch):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             assert stream_matmul.load() is None
-            assert choose_engine(model, "auto") == "xla"
+            assert choose_engine(model.dim, "auto") == "xla"
             with pytest.raises(RuntimeError, match="engine 'stream'"):
-                choose_engine(model, "stream")
+                choose_engine(model.dim, "stream")
         assert any("StreamMatMul op is unavailable" in str(w.message) for w in caught)
     finally:
         stream_matmul.load.cache_clear()
     monkeypatch.undo()
     assert stream_matmul.load() is not None
-    assert choose_engine(model, "auto") == "stream"
+    assert choose_engine(model.dim, "auto") == "stream"
 
 
 def test_a_build_is_keyed_by_the_headers_beside_its_source(tmp_path, monkeypatch):

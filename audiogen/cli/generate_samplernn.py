@@ -8,13 +8,15 @@ from audiogen.cli.args import cycle_temperatures, fail
 from audiogen.cli.generate import numbered_paths
 from audiogen.cli.seed_audio import load_seed_levels, parse_offset
 from audiogen.cli.train_samplernn import model_from_config
-from audiogen.samplernn.sampler import choose_engine, generate
+from audiogen.samplernn.sampler import choose_engine, generate, generation_groups
+from audiogen.threads import one_thread_per_op
 from audiogen.training.checkpoints import CheckpointStore, load_training_args
 
 FALLBACK_SAMPLE_RATE = 44100  # the seed table's generate.py default, for runs without training.json
 
 
 def run(args, config, checkpoint, run_dir):
+    engine, groups = _engine_and_groups(config["dim"], args.num_seqs)
     trained_rate = load_training_args(run_dir).get("sample_rate")
     model_rate = trained_rate or args.sample_rate or FALLBACK_SAMPLE_RATE
     header_rate = args.sample_rate or model_rate
@@ -42,14 +44,26 @@ def run(args, config, checkpoint, run_dir):
         return fail(f"{checkpoint} does not match the config's model ({e}); "
                     f"was --config_file changed?")
     num_samples = int(round(args.dur * model_rate))
-    engine = choose_engine(model)
-    print(f"Generating {args.num_seqs} x {num_samples} samples ({engine} engine)")
+    print(f"Generating {args.num_seqs} x {num_samples} samples ({engine} engine"
+          + (f", {groups} groups of sequences at once)" if groups > 1 else ")"))
     levels = generate(model, num_samples, temperatures, seed_levels=seed_levels,
-                      rng_seed=args.rng_seed, engine=engine)
+                      rng_seed=args.rng_seed, engine=engine, groups=groups)
     audio = dequantize(levels, config["q_type"], config["q_levels"]).numpy()
     for path, samples, temperature in zip(numbered_paths(args.output_path, len(audio)), audio,
                                           temperatures):
         save_wav(path, samples, header_rate)
         print(f"Wrote {path} ({len(samples) / model_rate:.2f} s, temperature {temperature:g})")
     return 0
+
+
+def _engine_and_groups(dim, num_seqs):
+    """The sampler's engine and concurrent groups for this run, with one thread per op when
+    there are several groups. Decided before TensorFlow runs its first op (the thread setting
+    cannot change after it); where it already runs with other threads (`main` called again in
+    one process), one group."""
+    engine = choose_engine(dim)
+    groups = generation_groups(num_seqs, engine)
+    if groups > 1 and not one_thread_per_op():
+        groups = 1
+    return engine, groups
 
