@@ -5,11 +5,14 @@ For the small config (dim 256, 2 GRU layers, frame sizes [16, 64]) and `default.
 peak RSS is its own) and reports:
 
 * generation: `audiogen.samplernn.sampler.generate` (the path `generate.py` uses), timed after a
-  first call that compiles it (steady state, as PRiSM's figures are);
+  first call that compiles it (steady state, as PRiSM's figures are), with the groups of
+  sequences `generate.py` picks (`groups`: with the XLA engine one per core, each op on one
+  thread; `--groups 1` for one batch on TensorFlow's default threads);
 * floor: the model's dense/RNN math alone for the same number of steps, in one compiled function
   with the same matmul shapes (every tier's RNN step, input and upsampling matmuls at its frame
   rate, the sample-level MLP's dim x dim and output layers at every sample), no sampling, no
-  lookups, no nested loops; `floor ratio` = generation time / floor time (target <= 1.5).
+  lookups, no nested loops (with several groups, each group's math at once, as generation runs
+  them); `floor ratio` = generation time / floor time (target <= 1.5).
   Generation and floor are timed alternately `--repeats` times and the fastest of each is
   reported (all times are in the JSON): with one timing each, the same cell read 2.33 and 2.80
   in two runs minutes apart on a shared machine;
@@ -72,6 +75,10 @@ def parse_args(argv):
                         "fastest of each is reported)")
     p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
                    help="the models' matmul precision (the math floor uses the same)")
+    p.add_argument("--groups", type=int, default=None,
+                   help="groups of sequences generated at once, each op on one thread "
+                        "(default: as generate.py picks them; 1: one batch on TensorFlow's "
+                        "default threads)")
     p.add_argument("--output", default=RESULTS, help="JSON results file")
     p.add_argument("--worker", nargs=3, metavar=("CONFIG", "NUM_SEQS", "NUM_SAMPLES"),
                    help=argparse.SUPPRESS)
@@ -185,25 +192,36 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
     return floor
 
 
-def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats=3):
+def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats=3,
+             groups=None):
     """One (config, num_seqs) cell in this process; returns its row.
 
     With `warmup`, generation and the floor are compiled first, then timed alternately `repeats`
     times each (the fastest counts); without it, generation is timed once, on its first call.
+    `groups` (default: as `generate.py` picks them) splits the sequences into groups generated
+    at once, each op on one thread; the floor then runs each group's math at once too.
     """
     import numpy as np
-    import tensorflow as tf
-    from audiogen.samplernn.sampler import choose_engine, generate
+    from audiogen.samplernn.sampler import (
+        choose_engine, generate, generation_groups, group_bounds)
+    from audiogen.threads import one_thread_per_op, run_concurrently
 
+    with open(CONFIGS[config_name], encoding="utf-8") as f:  # before TensorFlow's first op
+        engine = choose_engine(json.load(f)["dim"])
+    groups = generation_groups(num_seqs, engine) if groups is None else groups
+    if groups > 1 and not one_thread_per_op():
+        raise RuntimeError("one thread per op could not be set: TensorFlow already started")
+    import tensorflow as tf
     model = build_model(config_name, precision)
-    engine = choose_engine(model.dim)
     temps = np.full([num_seqs], 1.0, np.float32)
     row = {"config": config_name, "num_seqs": num_seqs, "num_samples": num_samples,
            "dim": model.dim, "num_rnn_layers": model.num_rnn_layers,
-           "frame_sizes": list(model.frame_sizes), "precision": precision, "engine": engine}
+           "frame_sizes": list(model.frame_sizes), "precision": precision, "engine": engine,
+           "groups": groups,
+           "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
     def run_generate(rng_seed=2):
         out = np.asarray(generate(model, num_samples, temps, rng_seed=rng_seed,
-                                  engine=engine))
+                                  engine=engine, groups=groups))
         assert out.shape == (num_seqs, num_samples)
 
     row["compiled_before_timing"] = warmup
@@ -212,12 +230,15 @@ def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats
         row["generate_s_all"] = [seconds(run_generate)]
     else:
         row["first_call_s"] = seconds(lambda: run_generate(rng_seed=1))
-        floor = make_floor_fn(model, num_seqs, num_samples, engine)
-        float(floor())  # compile
+        floors = [make_floor_fn(model, hi - lo, num_samples, engine)
+                  for lo, hi in group_bounds(num_seqs, groups)]
+        calls = [lambda floor=floor: float(floor()) for floor in floors]
+        run_floor = lambda: run_concurrently(calls)
+        run_floor()  # compile
         row["generate_s_all"], row["floor_s_all"] = [], []
         for _ in range(repeats):
             row["generate_s_all"].append(seconds(run_generate))
-            row["floor_s_all"].append(seconds(lambda: float(floor())))
+            row["floor_s_all"].append(seconds(run_floor))
         row["floor_s"] = min(row["floor_s_all"])
     row["generate_s"] = gen_s = min(row["generate_s_all"])
     if row["floor_s"]:
@@ -235,9 +256,11 @@ def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats
     return row
 
 
-def spawn_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats=3):
+def spawn_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats=3,
+               groups=None):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", config_name, str(num_seqs),
            str(num_samples), "--precision", precision, "--repeats", str(repeats)]
+    cmd += [] if groups is None else ["--groups", str(groups)]
     cmd += [] if warmup else ["--no_warmup"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
@@ -248,13 +271,13 @@ def spawn_cell(config_name, num_seqs, num_samples, precision, warmup=True, repea
 
 
 def print_table(rows):
-    head = (f"{'config':<8}{'engine':<7}{'seqs':>5}{'samples':>9}{'gen s':>8}{'samples/s':>11}{'per seq':>9}"
+    head = (f"{'config':<8}{'engine':<7}{'seqs':>5}{'groups':>7}{'samples':>9}{'gen s':>8}{'samples/s':>11}{'per seq':>9}"
             f"{'RTF':>7}{'PRiSM':>7}{'xPRiSM':>8}{'floor s':>9}{'floor x':>8}{'RSS MiB':>9}")
     print(head)
     print("-" * len(head))
     for r in rows:
         prism = r["prism_samples_per_s"]
-        print(f"{r['config']:<8}{r.get('engine', 'xla'):<7}{r['num_seqs']:>5}{r['num_samples']:>9}{r['generate_s']:>8.2f}"
+        print(f"{r['config']:<8}{r['engine']:<7}{r['num_seqs']:>5}{r['groups']:>7}{r['num_samples']:>9}{r['generate_s']:>8.2f}"
               f"{r['samples_per_s']:>11.0f}{r['samples_per_s_per_seq']:>9.0f}"
               f"{r['real_time_factor']:>7.2f}{'' if not prism else prism:>7}"
               f"{'' if not prism else format(r['prism_ratio'], '.1f'):>8}"
@@ -272,7 +295,7 @@ def main(argv=None):
     if args.worker:
         name, seqs, samples = args.worker
         print(json.dumps(run_cell(name, int(seqs), int(samples), args.precision,
-                                  not args.no_warmup, args.repeats)))
+                                  not args.no_warmup, args.repeats, args.groups)))
         return 0
     start = time.perf_counter()
     machine_before = note_machine_state()
@@ -282,7 +305,7 @@ def main(argv=None):
     if args.full:
         cells.append(("default", 16, 10 * SAMPLE_RATE, False))
     for cell in cells:
-        row = spawn_cell(*cell[:3], args.precision, cell[3], args.repeats)
+        row = spawn_cell(*cell[:3], args.precision, cell[3], args.repeats, args.groups)
         rows.append(row)
         print(f"[{time.perf_counter() - start:5.0f} s] {row['config']} x{row['num_seqs']}: "
               f"{row['samples_per_s']:.0f} samples/s, floor ratio "

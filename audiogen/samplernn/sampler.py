@@ -106,7 +106,7 @@ def generate(model, num_samples, temperatures, seed_levels=None, rng_seed=0,
                                           seed=[int(rng_seed) % 2**31, 0], alg="philox")
     inv_temps = 1.0 / temps
     calls = []
-    for lo, hi in _group_bounds(batch, groups):
+    for lo, hi in group_bounds(batch, groups):
         key = (hi - lo, int(seed.shape[1]), num_samples, bool(return_logits), engine)
         cache = model._untracked.generate_fns
         if key not in cache:
@@ -135,7 +135,7 @@ def generation_groups(num_seqs, engine, cores=None):
     return max(1, min(cores or available_cores(), num_seqs // 2))
 
 
-def _group_bounds(batch, groups):
+def group_bounds(batch, groups):
     """`groups` contiguous `(lo, hi)` ranges of near-equal size covering `[0, batch)`."""
     edges = [batch * g // groups for g in range(groups + 1)]
     return list(zip(edges[:-1], edges[1:]))
