@@ -7,7 +7,7 @@ peak RSS is its own) and reports:
 * generation: `audiogen.samplernn.sampler.generate` (the path `generate.py` uses), timed after a
   first call that compiles it (steady state, as PRiSM's figures are), with the groups of
   sequences `generate.py` picks (`groups`: with the XLA engine one per core, each op on one
-  thread; `--groups 1` for one batch on TensorFlow's default threads);
+  thread; `--groups 1` for one batch on TensorFlow's default threads, as before session 11);
 * floor: the model's dense/RNN math alone for the same number of steps, in one compiled function
   with the same matmul shapes (every tier's RNN step, input and upsampling matmuls at its frame
   rate, the sample-level MLP's dim x dim and output layers at every sample), no sampling, no
@@ -76,8 +76,8 @@ def parse_args(argv):
     p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
                    help="the models' matmul precision (the math floor uses the same)")
     p.add_argument("--groups", type=int, default=None,
-                   help="groups of sequences generated at once, each op on one thread "
-                        "(default: as generate.py picks them; 1: one batch on TensorFlow's "
+                   help="groups of sequences generated at once (default: as generate.py "
+                        "picks them, each op on one thread; 1: one batch on TensorFlow's "
                         "default threads)")
     p.add_argument("--output", default=RESULTS, help="JSON results file")
     p.add_argument("--worker", nargs=3, metavar=("CONFIG", "NUM_SEQS", "NUM_SAMPLES"),
@@ -199,7 +199,8 @@ def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats
     With `warmup`, generation and the floor are compiled first, then timed alternately `repeats`
     times each (the fastest counts); without it, generation is timed once, on its first call.
     `groups` (default: as `generate.py` picks them) splits the sequences into groups generated
-    at once, each op on one thread; the floor then runs each group's math at once too.
+    at once, and the floor runs each group's math at once too; the XLA engine runs each op on
+    one thread, as `generate.py` does, except with `groups` 1 (TensorFlow's default threads).
     """
     import numpy as np
     from audiogen.samplernn.sampler import (
@@ -208,9 +209,10 @@ def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats
 
     with open(CONFIGS[config_name], encoding="utf-8") as f:  # before TensorFlow's first op
         engine = choose_engine(json.load(f)["dim"])
-    groups = generation_groups(num_seqs, engine) if groups is None else groups
-    if groups > 1 and not one_thread_per_op():
+    one_thread = engine == "xla" and groups != 1      # as generate.py, unless --groups 1
+    if one_thread and not one_thread_per_op():
         raise RuntimeError("one thread per op could not be set: TensorFlow already started")
+    groups = generation_groups(num_seqs, engine) if groups is None else groups
     import tensorflow as tf
     model = build_model(config_name, precision)
     temps = np.full([num_seqs], 1.0, np.float32)

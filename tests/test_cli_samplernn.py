@@ -113,15 +113,15 @@ def test_generate_cycles_temperatures_and_uses_training_rate(trained, tmp_path, 
 
 
 def test_generate_in_groups_writes_the_same_audio(trained, tmp_path, capsys):
-    """A new generate.py process runs 4 sequences as one group per core (up to 2), each op on
-    one thread; in this process (TensorFlow already started) as one group: the same files."""
+    """A new generate.py process runs 4 sequences as one group per core, each op on one
+    thread; in this process (TensorFlow already started) as one group: the same files."""
     args = ["--checkpoint_path", os.path.join(trained, "logdir", "run"), "--num_seqs", "4",
             "--temperature", "0.5", "0.9", "--dur", "0.25", "--rng_seed", "5"]
     done = subprocess.run([sys.executable, os.path.join(ROOT, "generate.py"), *args,
                            "--output_path", str(tmp_path / "groups.wav")],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    groups = min(available_cores(), 2)
+    groups = min(available_cores(), 4)
     assert (f"{groups} groups of sequences at once" in done.stdout) == (groups > 1)
     assert generate.main(args + ["--output_path", str(tmp_path / "one.wav")]) == 0
     assert "groups of sequences" not in capsys.readouterr().out

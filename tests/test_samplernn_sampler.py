@@ -129,8 +129,8 @@ def test_groups_generate_the_same_audio_and_logits(model, engine):
 
 def test_generation_groups():
     assert generation_groups(16, "xla", cores=2) == 2
-    assert generation_groups(4, "xla", cores=2) == 2
-    assert generation_groups(3, "xla", cores=2) == 1     # groups of at least two sequences
+    assert generation_groups(2, "xla", cores=2) == 2
+    assert generation_groups(1, "xla", cores=2) == 1
     assert generation_groups(16, "xla", cores=8) == 8
     assert generation_groups(16, "stream", cores=2) == 1
 

@@ -57,13 +57,12 @@ def run(args, config, checkpoint, run_dir):
 
 
 def _engine_and_groups(dim, num_seqs):
-    """The sampler's engine and concurrent groups for this run, with one thread per op when
-    there are several groups. Decided before TensorFlow runs its first op (the thread setting
-    cannot change after it); where it already runs with other threads (`main` called again in
-    one process), one group."""
+    """The sampler's engine and concurrent groups for this run; with the XLA engine each op
+    runs on one thread. Decided before TensorFlow runs its first op (the thread setting cannot
+    change after it); where it already runs with other threads (`main` called again in one
+    process), one group."""
     engine = choose_engine(dim)
-    groups = generation_groups(num_seqs, engine)
-    if groups > 1 and not one_thread_per_op():
-        groups = 1
-    return engine, groups
+    if engine != "xla" or not one_thread_per_op():
+        return engine, 1
+    return engine, generation_groups(num_seqs, engine)
 

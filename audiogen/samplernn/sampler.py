@@ -122,17 +122,18 @@ def generate(model, num_samples, temperatures, seed_levels=None, rng_seed=0,
 
 def generation_groups(num_seqs, engine, cores=None):
     """The `groups` that generate `num_seqs` sequences fastest with `engine` on `cores` cores
-    (default: this process's), provided each op runs on one thread: one group per core, of at
-    least two sequences, for the XLA engine; one group for the stream engine, whose ops already
-    use every core.
+    (default: this process's), provided each op runs on one thread: for the XLA engine one
+    group per core (as many as there are sequences); for the stream engine one, since its ops
+    already use every core.
 
-    Measured with the small config on 2 cores (float32): 16 sequences as 2 groups on one thread
-    per op generated 1.4-2.1x the samples/s of one group on TensorFlow's default threads
-    (its products split between both cores); 4 sequences 0.95-2.0x.
+    Measured with the small config on 2 cores (float32, alternate processes): 4 or 16
+    sequences as 2 groups were faster than one batch on TensorFlow's default threads (which
+    split each small product between the cores) in 17 of 19 pairs, median 1.95x; one sequence
+    on one thread per op as fast as on the default threads (`benchmarks/README.md`, session 11).
     """
     if engine != "xla":
         return 1
-    return max(1, min(cores or available_cores(), num_seqs // 2))
+    return max(1, min(cores or available_cores(), num_seqs))
 
 
 def group_bounds(batch, groups):
