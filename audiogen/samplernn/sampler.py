@@ -75,8 +75,8 @@ def generate(model, num_samples, temperatures, seed_levels=None, rng_seed=0,
 
     Returns:
         int32 `[B, S + num_samples]`: the seed followed by the generated levels (and the logits
-        when `return_logits`). The compiled function is cached per (B, S, num_samples,
-        return_logits, engine) on the model, so repeated calls do not retrace.
+        when `return_logits`). The compiled function is cached per (group size, S,
+        num_samples, return_logits, engine) on the model, so repeated calls do not retrace.
     """
     groups = int(groups)
     temps = np.asarray(temperatures, np.float32).reshape([-1])
@@ -105,10 +105,10 @@ def generate(model, num_samples, temperatures, seed_levels=None, rng_seed=0,
     uniform = tf.random.stateless_uniform([_whole_top_frames(model, num_samples), batch],
                                           seed=[int(rng_seed) % 2**31, 0], alg="philox")
     inv_temps = 1.0 / temps
+    cache = model._untracked.generate_fns
     calls = []
     for lo, hi in group_bounds(batch, groups):
         key = (hi - lo, int(seed.shape[1]), num_samples, bool(return_logits), engine)
-        cache = model._untracked.generate_fns
         if key not in cache:
             cache[key] = _make_generate_fn(model, *key)
         calls.append(lambda fn=cache[key], lo=lo, hi=hi: fn(
