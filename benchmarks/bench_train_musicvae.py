@@ -32,7 +32,8 @@ import statistics
 import sys
 import time
 
-from common import REPO, RESULTS_DIR, fit_step_times, note_machine_state, write_results
+from common import (REPO, RESULTS_DIR, add_thread_args, fit_step_times, note_machine_state,
+                    set_threads, write_results)
 
 DATA_DIR = os.path.join(REPO, "data", "demo", "midi", "oneills")
 RESULTS = os.path.join(RESULTS_DIR, "bench_train_musicvae.json")
@@ -84,10 +85,7 @@ def parse_args(argv):
                    help="compile the train step with XLA (default: graph mode, as train.py)")
     p.add_argument("--no_end_to_end", dest="end_to_end", action="store_false",
                    help="model only (synthetic batches)")
-    p.add_argument("--intra_op", type=int, default=0,
-                   help="tf.config.threading intra-op threads (0: TensorFlow's choice)")
-    p.add_argument("--inter_op", type=int, default=0,
-                   help="tf.config.threading inter-op threads (0: TensorFlow's choice)")
+    add_thread_args(p)
     p.add_argument("--output", default=RESULTS, help="JSON results file")
     return p.parse_args(argv)
 
@@ -184,11 +182,7 @@ def print_table(rows):
 
 def main(argv=None):
     args = parse_args(argv)
-    import tensorflow as tf
-    if args.intra_op:
-        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
-    if args.inter_op:
-        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    threads = set_threads(args)
     table = QUICK_STEPS if args.quick else DEFAULT_STEPS
     machine_before = note_machine_state()
     start = time.perf_counter()
@@ -209,8 +203,7 @@ def main(argv=None):
     print()
     print_table(rows)
     write_results(args.output, "bench_train_musicvae", argv, start, machine_before, rows,
-                  threads={"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                           "inter_op": tf.config.threading.get_inter_op_parallelism_threads()})
+                  threads=threads)
     return 0
 
 

@@ -33,7 +33,8 @@ import statistics
 import sys
 import time
 
-from common import REPO, RESULTS_DIR, fit_step_times, note_machine_state, write_results
+from common import (REPO, RESULTS_DIR, add_thread_args, fit_step_times, note_machine_state,
+                    set_threads, write_results)
 
 DATA_DIR = os.path.join(REPO, "data", "demo", "audio")
 RESULTS = os.path.join(RESULTS_DIR, "bench_train_samplernn.json")
@@ -53,6 +54,7 @@ def parse_args(argv):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="250 training steps instead of 500, fewer timed steps")
+    add_thread_args(p)
     p.add_argument("--output", default=RESULTS, help="JSON results file")
     return p.parse_args(argv)
 
@@ -179,6 +181,7 @@ def print_table(rows):
 
 def main(argv=None):
     args = parse_args(argv)
+    threads = set_threads(args)
     start = time.perf_counter()
     machine_before = note_machine_state()
     small, default = load_config("small"), load_config("default")
@@ -208,7 +211,7 @@ def main(argv=None):
     print()
     print_table(rows)
     write_results(args.output, "bench_train_samplernn", argv, start, machine_before, rows,
-                  prism=PRISM)
+                  prism=PRISM, threads=threads)
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Shared by the benchmark scripts: the repository on `sys.path`, the JSON results file, and
-per-step timing of `model.fit`."""
+"""Shared by the benchmark scripts: the repository on `sys.path`, the JSON results file,
+TensorFlow's thread settings, and per-step timing of `model.fit`."""
 import json
 import os
 import platform
@@ -66,6 +66,26 @@ def describe_machine_state(state):
     if state.get("glibc_tunables"):     # e.g. huge-page malloc (benchmarks/README.md, session 10)
         text += f", GLIBC_TUNABLES={state['glibc_tunables']}"
     return text
+
+
+def add_thread_args(parser):
+    """`--intra_op` / `--inter_op`: TensorFlow's thread pools (see `set_threads`)."""
+    parser.add_argument("--intra_op", type=int, default=0,
+                        help="tf.config.threading intra-op threads (0: TensorFlow's choice)")
+    parser.add_argument("--inter_op", type=int, default=0,
+                        help="tf.config.threading inter-op threads (0: TensorFlow's choice)")
+
+
+def set_threads(args):
+    """Apply `add_thread_args`' settings (before TensorFlow's first op); returns the settings
+    in effect, for the results file."""
+    import tensorflow as tf
+    if args.intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
+    if args.inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
 def write_results(path, name, argv, start, machine_before, rows, **extra):
