@@ -3,7 +3,9 @@
 With several sequences, a small SampleRNN generates faster as groups of sequences on their own
 cores than as one batch whose small products are split between the cores (see
 `audiogen.samplernn.sampler.generation_groups`); that needs each op to stay on the thread that
-runs it, which TensorFlow allows to set only before it runs its first op.
+runs it. A large one generates faster with its ops run one at a time, each split between the
+cores (`audiogen.samplernn.sampler.set_generation_threads`). TensorFlow allows either setting
+only before it runs its first op.
 """
 import os
 import threading
@@ -23,10 +25,22 @@ def one_thread_per_op():
     """Run each TensorFlow op on one thread (intra-op threads: 1). Returns True when that is
     in effect, False when TensorFlow had already started with another setting (it cannot be
     changed after TensorFlow's first op; the process then keeps its setting)."""
-    if tf.config.threading.get_intra_op_parallelism_threads() == 1:
+    return _set_before_start(tf.config.threading.get_intra_op_parallelism_threads,
+                             tf.config.threading.set_intra_op_parallelism_threads)
+
+
+def one_op_at_a_time():
+    """Run TensorFlow's ops one after another (inter-op threads: 1), each still split between
+    the intra-op threads. Returns True or False as `one_thread_per_op` does."""
+    return _set_before_start(tf.config.threading.get_inter_op_parallelism_threads,
+                             tf.config.threading.set_inter_op_parallelism_threads)
+
+
+def _set_before_start(get, set_, threads=1):
+    if get() == threads:
         return True
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
+        set_(threads)
     except RuntimeError:
         return False
     return True

@@ -6,13 +6,16 @@ peak RSS is its own) and reports:
 
 * generation: `audiogen.samplernn.sampler.generate` (the path `generate.py` uses), timed after a
   first call that compiles it (steady state, as PRiSM's figures are), with the groups of
-  sequences `generate.py` picks (`groups`: with the XLA engine one per core, each op on one
-  thread; `--groups 1` for one batch on TensorFlow's default threads, as before session 11);
-* floor: the model's dense/RNN math alone for the same number of steps, in one compiled function
-  with the same matmul shapes (every tier's RNN step, input and upsampling matmuls at its frame
-  rate, the sample-level MLP's dim x dim and output layers at every sample), no sampling, no
-  lookups, no nested loops (with several groups, each group's math at once, as generation runs
-  them); `floor ratio` = generation time / floor time (target <= 1.5).
+  sequences and the threads `generate.py` picks (`groups`: with the XLA engine one per core,
+  each op on one thread; with the stream engine one batch, one op at a time; `--groups 1` for
+  one batch on TensorFlow's default threads, as before sessions 11 and 12); the floor runs
+  with the same threads;
+* floor: the model's dense/RNN math alone for the same number of steps, in one compiled loop
+  with the same matmul shapes in generation's order (every tier's RNN step, input and
+  upsampling matmuls at its frame rate, the sample-level MLP's dim x dim and output layers at
+  every sample), no sampling, no lookups, no nested loops (with several groups, each group's
+  math at once, as generation runs them); `floor ratio` = generation time / floor time
+  (target <= 1.5).
   Generation and floor are timed alternately `--repeats` times and the fastest of each is
   reported (all times are in the JSON): with one timing each, the same cell read 2.33 and 2.80
   in two runs minutes apart on a shared machine;
@@ -77,8 +80,8 @@ def parse_args(argv):
                    help="the models' matmul precision (the math floor uses the same)")
     p.add_argument("--groups", type=int, default=None,
                    help="groups of sequences generated at once (default: as generate.py "
-                        "picks them, each op on one thread; 1: one batch on TensorFlow's "
-                        "default threads)")
+                        "picks them, with its threads; 1: one batch on TensorFlow's default "
+                        "threads)")
     p.add_argument("--output", default=RESULTS, help="JSON results file")
     p.add_argument("--worker", nargs=3, metavar=("CONFIG", "NUM_SEQS", "NUM_SAMPLES"),
                    help=argparse.SUPPRESS)
@@ -98,18 +101,23 @@ def build_model(config_name, precision):
 def make_floor_fn(model, batch, num_samples, engine="xla"):
     """The model's dense/RNN math for `num_samples` steps of `batch` sequences, compiled.
 
-    One flat loop per tier, each running that tier's steps for the whole clip: the RNN step with
-    its input projection and upsampling, then the MLP's `dim x dim` and output layers per sample.
-    Each loop carries its state and feeds part of it back as the tier's frame and conditioning,
-    so no iteration can be skipped and no product can be hoisted out of the loop (with fixed
-    inputs XLA computed the frame projection and the first layer's input product once).
+    One loop over the top tier's frames, whose body runs the tiers' steps in the order
+    generation runs them (unrolled: the top tier's step, then for each of its `upsample_ratio`
+    frames the next tier's step, and so on; for every bottom frame the MLP's `dim x dim` and
+    output layers per sample). Every step's input is made from the previous outputs (a frame
+    tier's frame from its state and the last bottom frame's logits, the MLP's input from its
+    conditioning and the previous logits), as generation's depend on the samples: no iteration
+    can be skipped, no product hoisted out of the loop, and none can run before the products it
+    follows in generation. (A loop per tier, as before session 12, ran each tier's weights on
+    their own: at dim 1024 the top tier's 117 MB and the bottom tier's 171 MB each stayed partly
+    in the L3 cache, which generation's interleaved 288 MB cannot.)
 
     The products are the sampler's for `engine`: `"xla"`, everything compiled by XLA with the
     bottom upsampling in the sampler's folded shape `[dim, frame_size * dim]`; `"stream"`, the
     tiers' products through `StreamMatMul` on weights packed beforehand (not timed), the bottom
     upsampling followed by the first hidden layer on its `frame_size` vectors, and per bottom
     frame the `SampleFrame` op without its draws (its products and first-layer lookups; the
-    XLA-compiled MLP loop where the op cannot be built).
+    XLA-compiled MLP steps where the op cannot be built).
     """
     import tensorflow as tf
     from audiogen.kernels import sample_frame, stream_matmul
@@ -129,26 +137,13 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
 
         def bottom_up(out):
             up = tf.reshape(bottom.upsample(out, product), [batch * f0, dim])
-            return tf.reshape(first_hidden(up, w1, dtype), [batch, f0 * dim])
+            return tf.reshape(first_hidden(up, w1, dtype), [batch, f0, dim])
     else:
         product = dot
         up_kernel = tf.cast(tf.random.normal([dim, f0 * dim], stddev=0.01), dtype)
 
         def bottom_up(out):
-            return dot(out, up_kernel, dtype)
-
-    def loop(steps, body, init):
-        return tf.while_loop(lambda i, *_: i < steps, lambda i, *v: (i + 1,) + body(*v),
-                             (tf.constant(0),) + init, maximum_iterations=steps)[1:]
-
-    def sample_loops():
-        def sample_body(h1, acc):
-            logits = mlp.head(h1)
-            return tf.nn.relu(h1 + 1e-3 * logits[:, :1]), acc + logits
-
-        _, acc = loop(num_gen, sample_body,
-                      (tf.ones([batch, dim]), tf.zeros([batch, model.q_levels])))
-        return tf.reduce_sum(acc)
+            return tf.reshape(dot(out, up_kernel, dtype), [batch, f0, dim])
 
     if frame_op is not None:
         # The sampler's SampleFrame op without its draws (draw=False): the frame's products
@@ -160,34 +155,51 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
         uniform, inv_temp = tf.fill([f0, batch], 0.5), tf.ones([batch])
         biases = [tf.convert_to_tensor(mlp.hidden_bias_2), tf.convert_to_tensor(mlp.output_bias)]
 
-        def sample_loops():
-            def frame_body(cond, acc):
-                _, logits = frame_op.sample_frame(table, cond, window, uniform, inv_temp,
-                                                  packed[0], biases[0], packed[1], biases[1],
-                                                  draw=False)
-                total = tf.reduce_sum(logits)
-                return cond + 1e-6 * total, acc + total
+        def bottom_frame(cond, feedback):
+            _, logits = frame_op.sample_frame(table, cond + 1e-6 * feedback[:, :, None], window,
+                                              uniform, inv_temp, packed[0], biases[0],
+                                              packed[1], biases[1], draw=False)
+            return tf.reduce_sum(logits, axis=[0, 2])[:, None]
+    else:
+        def bottom_frame(cond, feedback):
+            h1 = tf.nn.relu(cond[:, 0] + 1e-6 * feedback)
+            total = tf.zeros([batch, 1])
+            for i in range(f0):
+                logits = mlp.head(h1)
+                total += logits[:, :1]
+                if i + 1 < f0:
+                    h1 = tf.nn.relu(cond[:, i + 1] + 1e-3 * logits[:, :1])
+            return total
 
-            return loop(num_gen // f0, frame_body, (tf.ones([batch, f0, dim]), tf.zeros([])))[1]
-    elif stream:
-        sample_loops = tf.function(sample_loops, jit_compile=True, autograph=False)
+        if stream:
+            bottom_frame = tf.function(bottom_frame, jit_compile=True, autograph=False)
+
+    def tier_steps(k, cond, states, feedback):
+        """Tier k's step, then the steps of the tiers below it for its frame."""
+        tier = tiers[k]
+        n_own = tier.rnn.num_states
+        frame = tf.tile(states[0], [1, -(-tier.frame_size // dim)])[:, :tier.frame_size]
+        out, own = tier.rnn.step(tier.project(frame + 1e-6 * feedback, cond),
+                                 states[:n_own], product)
+        lower = states[n_own:]
+        if tier is bottom:
+            return own, bottom_frame(bottom_up(out), feedback)
+        sub = tf.reshape(tier.upsample(out, product), [batch, tier.upsample_ratio, dim])
+        for j in range(tier.upsample_ratio):
+            lower, feedback = tier_steps(k + 1, sub[:, j], lower, feedback)
+        return own + lower, feedback
 
     @tf.function(jit_compile=not stream, autograph=False)
     def floor():
-        results = []
-        for k, tier in enumerate(tiers):
-            def tier_body(states, acc, tier=tier, k=k):
-                h = states[0]
-                frame = tf.tile(h, [1, -(-tier.frame_size // dim)])[:, :tier.frame_size]
-                out, states = tier.rnn.step(tier.project(frame, None if k == 0 else h), states,
-                                            product)
-                up = tier.upsample(out, product) if tier is not bottom else bottom_up(out)
-                return states, acc + up[:, :dim]
+        def body(i, states, feedback):
+            states, feedback = tier_steps(0, None, list(states), feedback)
+            return i + 1, states, feedback
 
-            states, acc = loop(num_gen // tier.frame_size, tier_body,
-                               (tier.rnn.initial_states(batch), tf.zeros([batch, dim])))
-            results.append(tf.reduce_sum(acc))
-        return tf.add_n(results) + sample_loops()
+        _, _, feedback = tf.while_loop(
+            lambda i, *_: i < num_gen // top, body,
+            (tf.constant(0), model.initial_states(batch), tf.zeros([batch, 1])),
+            maximum_iterations=num_gen // top)
+        return tf.reduce_sum(feedback)
 
     return floor
 
@@ -199,19 +211,18 @@ def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats
     With `warmup`, generation and the floor are compiled first, then timed alternately `repeats`
     times each (the fastest counts); without it, generation is timed once, on its first call.
     `groups` (default: as `generate.py` picks them) splits the sequences into groups generated
-    at once, and the floor runs each group's math at once too; the XLA engine runs each op on
-    one thread, as `generate.py` does, except with `groups` 1 (TensorFlow's default threads).
+    at once, and the floor runs each group's math at once too; TensorFlow's threads are set as
+    `generate.py` sets them, except with `groups` 1 (TensorFlow's default threads).
     """
     import numpy as np
     from audiogen.samplernn.sampler import (
-        choose_engine, generate, generation_groups, group_bounds)
-    from audiogen.threads import one_thread_per_op, run_concurrently
+        choose_engine, generate, generation_groups, group_bounds, set_generation_threads)
+    from audiogen.threads import run_concurrently
 
     with open(CONFIGS[config_name], encoding="utf-8") as f:  # before TensorFlow's first op
         engine = choose_engine(json.load(f)["dim"])
-    one_thread = engine == "xla" and groups != 1      # as generate.py, unless --groups 1
-    if one_thread and not one_thread_per_op():
-        raise RuntimeError("one thread per op could not be set: TensorFlow already started")
+    if groups != 1 and not set_generation_threads(engine):   # as generate.py, unless --groups 1
+        raise RuntimeError("generate.py's threads could not be set: TensorFlow already started")
     groups = generation_groups(num_seqs, engine) if groups is None else groups
     import tensorflow as tf
     model = build_model(config_name, precision)
@@ -220,7 +231,8 @@ def run_cell(config_name, num_seqs, num_samples, precision, warmup=True, repeats
            "dim": model.dim, "num_rnn_layers": model.num_rnn_layers,
            "frame_sizes": list(model.frame_sizes), "precision": precision, "engine": engine,
            "groups": groups,
-           "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
+           "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+           "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
     def run_generate(rng_seed=2):
         out = np.asarray(generate(model, num_samples, temps, rng_seed=rng_seed,
                                   engine=engine, groups=groups))

@@ -1,9 +1,15 @@
-"""Threads: running calls concurrently, results in order, errors raised in the caller."""
+"""Threads: running calls concurrently, results in order, errors raised in the caller;
+TensorFlow's thread settings for generation."""
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
 
 from audiogen.threads import available_cores, run_concurrently
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_run_concurrently_returns_results_in_order_from_several_threads():
@@ -37,3 +43,38 @@ def test_run_concurrently_raises_a_calls_error_after_all_finish():
 
 def test_available_cores():
     assert available_cores() >= 1
+
+
+def test_generation_threads_are_set_before_tensorflow_starts_and_refused_after():
+    """In a new process: the stream engine's setting (one op at a time), the XLA engine's (one
+    thread per op), and False once TensorFlow ran an op with other settings."""
+    script = """
+import tensorflow as tf
+from audiogen.samplernn.sampler import set_generation_threads
+from audiogen.threads import one_thread_per_op
+assert set_generation_threads("stream")
+assert set_generation_threads("xla")
+t = tf.config.threading
+print(t.get_inter_op_parallelism_threads(), t.get_intra_op_parallelism_threads())
+tf.constant(1.0) + 1.0
+assert set_generation_threads("stream")           # already in effect
+print(one_thread_per_op(), tf.config.threading.get_intra_op_parallelism_threads())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1", "True", "1"]
+
+
+def test_one_op_at_a_time_refused_after_tensorflow_started_with_other_threads():
+    script = """
+import tensorflow as tf
+from audiogen.threads import one_op_at_a_time
+tf.config.threading.set_inter_op_parallelism_threads(2)
+tf.constant(1.0) + 1.0
+print(one_op_at_a_time(), tf.config.threading.get_inter_op_parallelism_threads())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "2"]

@@ -8,8 +8,8 @@ from audiogen.cli.args import cycle_temperatures, fail
 from audiogen.cli.generate import numbered_paths
 from audiogen.cli.seed_audio import load_seed_levels, parse_offset
 from audiogen.cli.train_samplernn import model_from_config
-from audiogen.samplernn.sampler import choose_engine, generate, generation_groups
-from audiogen.threads import one_thread_per_op
+from audiogen.samplernn.sampler import (
+    choose_engine, generate, generation_groups, set_generation_threads)
 from audiogen.training.checkpoints import CheckpointStore, load_training_args
 
 FALLBACK_SAMPLE_RATE = 44100  # the seed table's generate.py default, for runs without training.json
@@ -57,12 +57,11 @@ def run(args, config, checkpoint, run_dir):
 
 
 def _engine_and_groups(dim, num_seqs):
-    """The sampler's engine and concurrent groups for this run; with the XLA engine each op
-    runs on one thread. Decided before TensorFlow runs its first op (the thread setting cannot
-    change after it); where it already runs with other threads (`main` called again in one
-    process), one group."""
+    """The sampler's engine and concurrent groups for this run, with TensorFlow's threads set
+    for the engine (`set_generation_threads`). Decided before TensorFlow runs its first op (the
+    thread settings cannot change after it); where it already runs with other threads (`main`
+    called again in one process), one group."""
     engine = choose_engine(dim)
-    if engine != "xla" or not one_thread_per_op():
+    if not set_generation_threads(engine):
         return engine, 1
     return engine, generation_groups(num_seqs, engine)
-

@@ -47,7 +47,8 @@ from audiogen.audio.quantize import silence_level
 from audiogen.kernels import sample_frame, stream_matmul
 from audiogen.precision import dot, to_matmul_dtype
 from audiogen.samplernn.layers import levels_to_inputs
-from audiogen.threads import available_cores, run_concurrently
+from audiogen.threads import (
+    available_cores, one_op_at_a_time, one_thread_per_op, run_concurrently)
 
 ENGINES = ("auto", "xla", "stream")
 STREAM_MIN_DIM = 512
@@ -134,6 +135,21 @@ def generation_groups(num_seqs, engine, cores=None):
     if engine != "xla":
         return 1
     return max(1, min(cores or available_cores(), num_seqs))
+
+
+def set_generation_threads(engine):
+    """Set TensorFlow's threads for generating with `engine`, which is possible only before
+    TensorFlow's first op: for the XLA engine one thread per op (for `generation_groups`), for
+    the stream engine one op at a time, each split between the intra-op threads. Returns True
+    when the setting is in effect, False when TensorFlow already runs with another one.
+
+    The stream engine's ops each split their work between the cores; with TensorFlow's two
+    inter-op threads here, two of them ran at once on four threads over two cores. Default
+    config, float32, 2,000 samples, alternate processes on 2 cores: four sequences 1.36-1.71 s
+    one op at a time against 1.56-1.75 on the default threads (faster in 6 of 6 pairs), one
+    and sixteen sequences unchanged (`benchmarks/README.md`, session 12).
+    """
+    return one_thread_per_op() if engine == "xla" else one_op_at_a_time()
 
 
 def group_bounds(batch, groups):
