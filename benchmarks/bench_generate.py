@@ -112,9 +112,11 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
     their own: at dim 1024 the top tier's 117 MB and the bottom tier's 171 MB each stayed partly
     in the L3 cache, which generation's interleaved 288 MB cannot.)
 
-    The products are the sampler's for `engine`: `"xla"`, everything compiled by XLA with the
-    bottom upsampling in the sampler's folded shape `[dim, frame_size * dim]`; `"stream"`, the
-    tiers' products through `StreamMatMul` on weights packed beforehand (not timed), the bottom
+    The products are the sampler's for `engine`, with the tiers' input projections folded as
+    the sampler folds them (`audiogen.samplernn.folded_tiers`): `"xla"`, everything compiled by
+    XLA with the bottom upsampling in the sampler's folded shape `[dim, frame_size * dim]`;
+    `"stream"`, the tiers' products through `StreamMatMul` on weights packed beforehand (not
+    timed), the bottom
     upsampling followed by the first hidden layer on its `frame_size` vectors, and per bottom
     frame the `SampleFrame` op without its draws (its products and first-layer lookups; the
     XLA-compiled MLP steps where the op cannot be built).
@@ -122,6 +124,7 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
     import tensorflow as tf
     from audiogen.kernels import sample_frame, stream_matmul
     from audiogen.precision import dot
+    from audiogen.samplernn.folded_tiers import fold_tiers, stream_products
     tiers, mlp, dim, q = model.tiers, model.mlp, model.dim, model.q_levels
     bottom, dtype = tiers[-1], tiers[-1].matmul_dtype
     f0, top = model.frame_sizes[0], model.frame_sizes[-1]
@@ -130,8 +133,7 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
     frame_op = sample_frame.load() if stream else None
     if stream:
         op = stream_matmul.load()
-        kernels = [w for tier in tiers for w in tier.rnn.step_kernels + [tier.upsample_kernel]]
-        product = stream_matmul.PackedProducts(op, kernels, dtype, batch)
+        product = stream_products(op, tiers, batch)
         w1 = mlp.hidden_kernel_1
         first_hidden = stream_matmul.PackedProducts(op, [w1], dtype, batch * f0)
 
@@ -174,19 +176,20 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
         if stream:
             bottom_frame = tf.function(bottom_frame, jit_compile=True, autograph=False)
 
+    folded = fold_tiers(tiers, product)        # folded beforehand (not timed), as packed
+
     def tier_steps(k, cond, states, feedback):
         """Tier k's step, then the steps of the tiers below it for its frame."""
         tier = tiers[k]
         n_own = tier.rnn.num_states
         frame = tf.tile(states[0], [1, -(-tier.frame_size // dim)])[:, :tier.frame_size]
-        out, own = tier.rnn.step(tier.project(frame + 1e-6 * feedback, cond),
-                                 states[:n_own], product)
+        out, own = folded[k].step(frame + 1e-6 * feedback, cond, states[:n_own])
         lower = states[n_own:]
         if tier is bottom:
             return own, bottom_frame(bottom_up(out), feedback)
-        sub = tf.reshape(tier.upsample(out, product), [batch, tier.upsample_ratio, dim])
+        terms = folded[k].conditioning_terms(out, folded[k + 1])
         for j in range(tier.upsample_ratio):
-            lower, feedback = tier_steps(k + 1, sub[:, j], lower, feedback)
+            lower, feedback = tier_steps(k + 1, [t[:, j] for t in terms], lower, feedback)
         return own + lower, feedback
 
     @tf.function(jit_compile=not stream, autograph=False)

@@ -77,10 +77,13 @@ class PackedProducts:
         kernels: 2-D variables or tensors `[K, N]`.
         dtype: the products' dtype (float32 or bfloat16).
         rows: the rows of the products' `x` (the layout depends on it, see `pack`).
+        fallback: `product(x, kernel, dtype)` for other kernels (another `PackedProducts`, or
+            `precision.dot`).
     """
 
-    def __init__(self, op_module, kernels, dtype, rows):
+    def __init__(self, op_module, kernels, dtype, rows, fallback=dot):
         self._op = op_module
+        self._fallback = fallback
         # Keyed by identity (Keras variables are not hashable by value); the kernel itself is
         # kept so that its id stays its own.
         self._packed = {id(kernel): (kernel, pack(op_module, kernel, dtype, rows))
@@ -89,5 +92,5 @@ class PackedProducts:
     def __call__(self, x, kernel, dtype):
         entry = self._packed.get(id(kernel))
         if entry is None:
-            return dot(x, kernel, dtype)
+            return self._fallback(x, kernel, dtype)
         return stream_matmul(self._op, x, entry[1], kernel.shape[-1])

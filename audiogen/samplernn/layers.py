@@ -142,11 +142,23 @@ class RNNStack(keras.layers.Layer):
         h = tf.sigmoid(go) * tf.tanh(c)
         return h, [h, c]
 
-    def input_preactivations(self, i, layer_input, stack_input, product=dot):
-        """`x @ kernel + bias` (+ the skip kernel on the stack input); any leading dims."""
+    @property
+    def input_kernels(self):
+        """The kernels the stack input is multiplied by: layer 0's kernel, then, with
+        `skip_conn`, the skip kernel of every later layer (`step`'s `input_terms`)."""
+        skips = range(1, self.num_layers) if self.skip_conn else []
+        return [self.kernel_0] + [self._w("skip_kernel", i) for i in skips]
+
+    def input_preactivations(self, i, layer_input, stack_input, product=dot, input_term=None):
+        """`x @ kernel + bias` (+ the skip kernel on the stack input); any leading dims.
+        `input_term`: the stack input's product with layer i's `input_kernels` entry, if
+        already computed (then `stack_input`, and for layer 0 `layer_input`, are not used)."""
+        if i == 0 and input_term is not None:
+            return input_term + self.bias_0
         gx = product(layer_input, self._w("kernel", i), self.matmul_dtype) + self._w("bias", i)
         if self.skip_conn and i > 0:
-            gx = gx + product(stack_input, self._w("skip_kernel", i), self.matmul_dtype)
+            gx = gx + (input_term if input_term is not None else
+                       product(stack_input, self._w("skip_kernel", i), self.matmul_dtype))
         return gx
 
     def call(self, x, states):
@@ -170,13 +182,16 @@ class RNNStack(keras.layers.Layer):
             output = layer_input if output is None or not self.skip_conn else output + layer_input
         return output, new_states
 
-    def step(self, x, states, product=dot):
+    def step(self, x, states, product=dot, input_terms=None):
         """One time step: `x` `[batch, units]` -> (`[batch, units]`, new states); `product` as
-        in `cell`."""
+        in `cell`. `input_terms`: `x`'s products with `input_kernels`, if already computed (a
+        sampler folds the tier's input projection into them; `x` is then not used)."""
         new_states, output = [], None
         layer_input = x
         for i in range(self.num_layers):
-            gx = self.input_preactivations(i, layer_input, x, product)
+            term = input_terms[i] if input_terms is not None and (i == 0 or self.skip_conn) \
+                else None
+            gx = self.input_preactivations(i, layer_input, x, product, term)
             layer_input, new = self.cell(i, gx, self._layer_state(states, i), product)
             new_states += new
             output = layer_input if output is None or not self.skip_conn else output + layer_input

@@ -46,6 +46,7 @@ from tensorflow.compiler.tf2xla.python import xla
 from audiogen.audio.quantize import silence_level
 from audiogen.kernels import sample_frame, stream_matmul
 from audiogen.precision import dot, to_matmul_dtype
+from audiogen.samplernn.folded_tiers import fold_tiers, stream_products
 from audiogen.samplernn.layers import levels_to_inputs
 from audiogen.threads import (
     available_cores, one_op_at_a_time, one_thread_per_op, run_concurrently)
@@ -200,11 +201,7 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits, engine
         offsets = tf.range(f0)[:, None] * q                    # [f0, 1]
         bottom = tiers[-1]
         if stream:
-            kernels = []
-            for tier in tiers:
-                kernels += tier.rnn.step_kernels + [tier.upsample_kernel]
-            product = stream_matmul.PackedProducts(stream_matmul.load(), kernels,
-                                                   bottom.matmul_dtype, b)
+            product = stream_products(stream_matmul.load(), tiers, b)
             first_hidden = stream_matmul.PackedProducts(stream_matmul.load(), [w1],
                                                         bottom.matmul_dtype, b * f0)
 
@@ -225,6 +222,8 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits, engine
             def bottom_conditioning(out):
                 return tf.reshape(dot(out, up_kernel, bottom.matmul_dtype) + up_bias,
                                   [b, f0, dim])
+
+        folded = fold_tiers(tiers, product)
 
         # --- buffer (time-major) and priming ---
         primer = tf.concat([tf.fill([top + pad, b], silence), tf.transpose(seed)], axis=0)
@@ -279,7 +278,8 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits, engine
             return buffer, logits_buf
 
         def frame_loop(k, pos0, steps, conds, tier_states, buffer, logits_buf):
-            """`steps` frames of tier k from position `pos0`; `conds` `[b, steps, dim]` or None.
+            """`steps` frames of tier k from position `pos0`; `conds` the tier above's
+            `conditioning_terms` (a list of `[b, steps, gates * dim]`) or None.
 
             `tier_states` is the flat list of the states of tiers k and below.
             """
@@ -288,16 +288,15 @@ def _make_generate_fn(model, batch, seed_len, num_samples, return_logits, engine
 
             def body(j, flat_states, buffer, logits_buf):
                 pos = pos0 + j * size
-                frame = tf.transpose(_window(buffer, pos, size, b))
-                cond = None if conds is None else tf.gather(conds, j, axis=1)
-                out, own = tier.rnn.step(tier.project(levels_to_inputs(frame, q), cond),
-                                         flat_states[:n_own], product)
+                frame = levels_to_inputs(tf.transpose(_window(buffer, pos, size, b)), q)
+                cond = None if conds is None else [tf.gather(c, j, axis=1) for c in conds]
+                out, own = folded[k].step(frame, cond, flat_states[:n_own])
                 lower = list(flat_states[n_own:])
                 if k + 1 < len(tiers):
-                    ratio = tier.upsample_ratio
-                    sub = tf.reshape(tier.upsample(out, product), [b, ratio, dim])
-                    lower, buffer, logits_buf = frame_loop(k + 1, pos, ratio, sub, lower,
-                                                           buffer, logits_buf)
+                    lower, buffer, logits_buf = frame_loop(
+                        k + 1, pos, tier.upsample_ratio,
+                        folded[k].conditioning_terms(out, folded[k + 1]), lower, buffer,
+                        logits_buf)
                 else:
                     buffer, logits_buf = sample_loop(pos, bottom_conditioning(out), buffer,
                                                      logits_buf)
