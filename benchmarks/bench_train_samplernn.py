@@ -19,7 +19,9 @@ bfloat16 matrix products, float32 elsewhere), so the validation bits show what b
 (with --quick, end to end in mixed_bfloat16 only).
 
 PRiSM's figures were measured on Bach piano audio in 8 s chunks, ours on the demo piano: the
-validation bits are comparable in scale, not equal data.
+validation bits are comparable in scale, not equal data. `--data_dir DIR --piece_dur 8` trains
+on other audio (benchmarks/README.md, session 12: Bach chorales rendered to piano), and
+`--end_to_end_only` runs only those training runs.
 
     .venv/bin/python benchmarks/bench_train_samplernn.py            # ~10 minutes
     .venv/bin/python benchmarks/bench_train_samplernn.py --quick    # ~4 minutes (250 steps)
@@ -54,6 +56,12 @@ def parse_args(argv):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="250 training steps instead of 500, fewer timed steps")
+    p.add_argument("--data_dir", default=DATA_DIR,
+                   help="audio for the end-to-end runs (PRiSM's figures: Bach piano)")
+    p.add_argument("--piece_dur", type=float, default=4.0,
+                   help="seconds per training piece in the end-to-end runs (PRiSM: 8 s chunks)")
+    p.add_argument("--end_to_end_only", action="store_true",
+                   help="only the small config's end-to-end runs (speed and validation bits)")
     add_thread_args(p)
     p.add_argument("--output", default=RESULTS, help="JSON results file")
     return p.parse_args(argv)
@@ -96,16 +104,16 @@ def model_only(config, seq_len, jit_compile, steps):
             "steps": steps, "jit_compile": jit_compile}
 
 
-def small_end_to_end(config, total_steps):
+def small_end_to_end(config, total_steps, data_dir=DATA_DIR, piece_dur=4.0):
     """Train as train.py does; validation bits/sample every 250 steps; pipeline-only rate."""
     import keras
     from audiogen.data.audio_dataset import make_audio_datasets
     keras.utils.set_random_seed(0)       # the same initial weights and batches for each precision
     seq_len = config["seq_len"]
-    data = make_audio_datasets(DATA_DIR, sample_rate=SAMPLE_RATE, batch_size=BATCH,
+    data = make_audio_datasets(data_dir, sample_rate=SAMPLE_RATE, batch_size=BATCH,
                                seq_len=seq_len, top_frame_size=config["frame_sizes"][-1],
                                q_type=config["q_type"], q_levels=config["q_levels"],
-                               piece_dur=4.0, num_val_batches=1)
+                               piece_dur=piece_dur, num_val_batches=1)
     info = data.info
     train = data.train.repeat()
 
@@ -160,7 +168,7 @@ def small_end_to_end(config, total_steps):
     return row
 
 
-def print_table(rows):
+def print_table(rows, data):
     head = (f"{'config':<8}{'run':<27}{'s/step':>8}{'samples/s':>11}{'PRiSM s':>9}{'xPRiSM':>8}"
             f"{'val bits':>24}{'PRiSM bits':>24}")
     print(head)
@@ -175,8 +183,8 @@ def print_table(rows):
               f"{prism['s_per_step']:>9.2f}{prism['s_per_step'] / r['s_per_step']:>8.2f}"
               f"{bits_s:>24}{prism_bits:>24}")
     print(f"batch {BATCH}; samples/s = batch x seq_len / s per step; xPRiSM = PRiSM s/step / ours "
-          f"(target >= {TARGET_RATIO}); val bits after N steps (demo piano; PRiSM: Bach piano); "
-          f"fp32 = float32, bf16 = mixed_bfloat16.")
+          f"(target >= {TARGET_RATIO}); val bits after N steps (ours: {data}; PRiSM: Bach "
+          f"piano, 8 s chunks); fp32 = float32, bf16 = mixed_bfloat16.")
 
 
 def main(argv=None):
@@ -194,24 +202,28 @@ def main(argv=None):
               f"{row['s_per_step']:.3f} s/step, {row['samples_per_s']:.0f} samples/s", flush=True)
 
     steps = 5 if args.quick else 10
-    for precision in SHORT:
+    for precision in () if args.end_to_end_only else SHORT:
         add(model_only({**small, "precision": precision}, 512, True, steps), "small",
             "model only, XLA", precision)
     # --quick trains end to end in mixed_bfloat16 only (`make bench` stays under 10 minutes).
     for precision in ("mixed_bfloat16",) if args.quick else SHORT:
-        e2e = small_end_to_end({**small, "precision": precision}, 250 if args.quick else 500)
+        e2e = small_end_to_end({**small, "precision": precision}, 250 if args.quick else 500,
+                               args.data_dir, args.piece_dur)
         add(e2e, "small", "end to end, XLA", precision)
     print(f"  pipeline only: {e2e['pipeline_samples_per_s']:.0f} samples/s")
-    runs = [("float32", False), ("mixed_bfloat16", True)]
-    if not args.quick:
+    runs = [] if args.end_to_end_only else [("float32", False), ("mixed_bfloat16", True)]
+    if not args.quick and not args.end_to_end_only:
         runs += [("float32", True), ("mixed_bfloat16", False)]
     for precision, jit in runs:
         add(model_only({**default, "precision": precision}, 1024, jit, 2 if args.quick else 3),
             "default", "model only, " + ("XLA" if jit else "graph"), precision)
     print()
-    print_table(rows)
+    data = (os.path.relpath(args.data_dir, REPO) if args.data_dir.startswith(REPO)
+            else args.data_dir)
+    print_table(rows, f"{data}, {args.piece_dur:g} s pieces")
     write_results(args.output, "bench_train_samplernn", argv, start, machine_before, rows,
-                  prism=PRISM, threads=threads)
+                  prism=PRISM, threads=threads, data_dir=args.data_dir,
+                  piece_dur=args.piece_dur)
     return 0
 
 
