@@ -36,11 +36,13 @@ def one_op_at_a_time():
                              tf.config.threading.set_inter_op_parallelism_threads)
 
 
-def _set_before_start(get, set_, threads=1):
-    if get() == threads:
+def _set_before_start(get, set_):
+    """Set a TensorFlow thread count to 1 with `set_` unless `get` says it is; False when
+    TensorFlow has started with another count."""
+    if get() == 1:
         return True
     try:
-        set_(threads)
+        set_(1)
     except RuntimeError:
         return False
     return True

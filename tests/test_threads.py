@@ -45,10 +45,19 @@ def test_available_cores():
     assert available_cores() >= 1
 
 
-def test_generation_threads_are_set_before_tensorflow_starts_and_refused_after():
-    """In a new process: the stream engine's setting (one op at a time), the XLA engine's (one
-    thread per op), and False once TensorFlow ran an op with other settings."""
-    script = """
+def run_python(script):
+    """`script`'s printed words, run in a new Python process (TensorFlow's thread settings
+    hold for a whole process and can be made only before its first op)."""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_generation_threads_are_set_before_tensorflow_starts():
+    """The stream engine's setting (one op at a time) and the XLA engine's (one thread per op),
+    both in effect after TensorFlow's first op."""
+    assert run_python("""
 import tensorflow as tf
 from audiogen.samplernn.sampler import set_generation_threads
 from audiogen.threads import one_thread_per_op
@@ -59,22 +68,14 @@ print(t.get_inter_op_parallelism_threads(), t.get_intra_op_parallelism_threads()
 tf.constant(1.0) + 1.0
 assert set_generation_threads("stream")           # already in effect
 print(one_thread_per_op(), tf.config.threading.get_intra_op_parallelism_threads())
-"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1", "1", "True", "1"]
+""") == ["1", "1", "True", "1"]
 
 
 def test_one_op_at_a_time_refused_after_tensorflow_started_with_other_threads():
-    script = """
+    assert run_python("""
 import tensorflow as tf
 from audiogen.threads import one_op_at_a_time
 tf.config.threading.set_inter_op_parallelism_threads(2)
 tf.constant(1.0) + 1.0
 print(one_op_at_a_time(), tf.config.threading.get_inter_op_parallelism_threads())
-"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "2"]
+""") == ["False", "2"]
