@@ -116,10 +116,9 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
     the sampler folds them (`audiogen.samplernn.folded_tiers`): `"xla"`, everything compiled by
     XLA with the bottom upsampling in the sampler's folded shape `[dim, frame_size * dim]`;
     `"stream"`, the tiers' products through `StreamMatMul` on weights packed beforehand (not
-    timed), the bottom
-    upsampling followed by the first hidden layer on its `frame_size` vectors, and per bottom
-    frame the `SampleFrame` op without its draws (its products and first-layer lookups; the
-    XLA-compiled MLP steps where the op cannot be built).
+    timed), the bottom upsampling followed by the first hidden layer on its `frame_size`
+    vectors, and per bottom frame the `SampleFrame` op without its draws (its products and
+    first-layer lookups; the XLA-compiled MLP steps where the op cannot be built).
     """
     import tensorflow as tf
     from audiogen.kernels import sample_frame, stream_matmul
