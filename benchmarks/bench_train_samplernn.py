@@ -211,16 +211,14 @@ def main(argv=None):
                                args.data_dir, args.piece_dur)
         add(e2e, "small", "end to end, XLA", precision)
     print(f"  pipeline only: {e2e['pipeline_samples_per_s']:.0f} samples/s")
-    runs = [] if args.end_to_end_only else [("float32", False), ("mixed_bfloat16", True)]
-    if not args.quick and not args.end_to_end_only:
+    runs = [("float32", False), ("mixed_bfloat16", True)]
+    if not args.quick:
         runs += [("float32", True), ("mixed_bfloat16", False)]
-    for precision, jit in runs:
+    for precision, jit in [] if args.end_to_end_only else runs:
         add(model_only({**default, "precision": precision}, 1024, jit, 2 if args.quick else 3),
             "default", "model only, " + ("XLA" if jit else "graph"), precision)
     print()
-    data = (os.path.relpath(args.data_dir, REPO) if args.data_dir.startswith(REPO)
-            else args.data_dir)
-    print_table(rows, f"{data}, {args.piece_dur:g} s pieces")
+    print_table(rows, f"{args.data_dir}, {args.piece_dur:g} s pieces")
     write_results(args.output, "bench_train_samplernn", argv, start, machine_before, rows,
                   prism=PRISM, threads=threads, data_dir=args.data_dir,
                   piece_dur=args.piece_dur)
