@@ -12,14 +12,17 @@ import os
 import warnings
 
 from audiogen.files import atomic_path
-from audiogen.precision import PRECISIONS
+from audiogen.midi.encoding import STEPS_PER_BAR
 
 CONFIG_SUFFIX = ".config.json"
 RESOLVED_CONFIG_NAME = "resolved.config.json"
 MODELS = ("samplernn", "musicvae")
+# float32, or bfloat16 matrix products with float32 variables, states and loss
+# (`audiogen.precision`).
+PRECISIONS = ("float32", "mixed_bfloat16")
 
-# The seed's model table, exactly (also the content of default.config.json).
-SAMPLERNN_SEED_DEFAULTS = {
+# PRiSM SampleRNN's model table, exactly (also the content of default.config.json).
+SAMPLERNN_PRISM_DEFAULTS = {
     "seq_len": 1024,
     "frame_sizes": [16, 64],
     "dim": 1024,
@@ -30,15 +33,15 @@ SAMPLERNN_SEED_DEFAULTS = {
     "emb_size": 256,
     "skip_conn": False,
 }
-# Keys beyond the seed's table, with defaults that keep the seed's behaviour.
+# Keys beyond PRiSM's table, with defaults that keep PRiSM's behaviour.
 SAMPLERNN_EXTRA_DEFAULTS = {
     "piece_dur": 8.0,        # seconds: long files are cut into pieces of this length
     "max_grad_norm": 1.0,    # gradient clipping by global norm; null disables it
     "precision": "float32",  # or "mixed_bfloat16": bfloat16 matrix products (audiogen.precision)
 }
 
-# The MusicVAE seed's keys. Sizes follow the flat 2-bar model of the benchmark.
-MUSICVAE_SEED_DEFAULTS = {
+# The config keys of the PyTorch MusicVAE port (symusic). Sizes are those of a flat 2-bar model.
+MUSICVAE_SYMUSIC_DEFAULTS = {
     "batch_size": 64,
     "num_workers": 2,
     "train_dir": None,
@@ -72,8 +75,8 @@ MUSICVAE_EXTRA_DEFAULTS = {
 }
 
 DEFAULTS = {
-    "samplernn": {**SAMPLERNN_SEED_DEFAULTS, **SAMPLERNN_EXTRA_DEFAULTS},
-    "musicvae": {**MUSICVAE_SEED_DEFAULTS, **MUSICVAE_EXTRA_DEFAULTS},
+    "samplernn": {**SAMPLERNN_PRISM_DEFAULTS, **SAMPLERNN_EXTRA_DEFAULTS},
+    "musicvae": {**MUSICVAE_SYMUSIC_DEFAULTS, **MUSICVAE_EXTRA_DEFAULTS},
 }
 # Keys whose value may be null, and the type expected otherwise.
 NULLABLE = {
@@ -94,7 +97,6 @@ POSITIVE_INTS = {
     "print_interval", "max_slices_per_file", "num_workers", "lr_scheduler_patience",
     "embed_size", "hidden_size", "n_layers",
 }
-STEPS_PER_BAR = 16  # 4/4 at 4 steps per quarter
 
 
 class ConfigError(ValueError):

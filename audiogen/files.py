@@ -1,4 +1,8 @@
-"""Writing files so that a crash never leaves a half-written one behind."""
+"""Where and how this package writes files: atomic replacement, and the per-user cache folder.
+
+Imported by the config and by extraction workers, so it imports nothing beyond the standard
+library.
+"""
 import contextlib
 import os
 import tempfile
@@ -22,3 +26,12 @@ def atomic_path(path, suffix=""):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def user_cache_dir(*parts):
+    """`$XDG_CACHE_HOME/audiogen/<parts...>` (`~/.cache` when the variable is unset or empty).
+
+    Only the path: the folder is not created.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "audiogen", *parts)

@@ -8,16 +8,15 @@ peak RSS is its own) and reports:
   first call that compiles it (steady state, as PRiSM's figures are), with the groups of
   sequences and the threads `generate.py` picks (`groups`: with the XLA engine one per core,
   each op on one thread; with the stream engine one batch, one op at a time; `--groups 1` for
-  one batch on TensorFlow's default threads, as before sessions 11 and 12); the floor runs
-  with the same threads;
+  one batch on TensorFlow's default threads); the floor runs with the same threads;
 * floor: the model's dense/RNN math alone for the same number of steps, in one compiled loop
   with the same matmul shapes in generation's order (every tier's RNN step, input and
   upsampling matmuls at its frame rate, the sample-level MLP's dim x dim and output layers at
   every sample), no sampling, no lookups (with several groups, each group's math at once, as
   generation runs them); `floor ratio` = generation time / floor time (target <= 1.5).
   Generation and floor are timed alternately `--repeats` times and the fastest of each is
-  reported (all times are in the JSON): with one timing each, the same cell read 2.33 and 2.80
-  in two runs minutes apart on a shared machine;
+  reported (all times are in the JSON), so that a slow spell of a shared machine during one
+  timing does not decide the ratio;
 * samples/s over all sequences, per sequence, the real-time factor (seconds of audio made per
   second of wall time, all sequences) and the ratio to PRiSM (target >= 5, where PRiSM has a
   figure);
@@ -108,9 +107,9 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
     tier's frame from its state and the last bottom frame's logits, the MLP's input from its
     conditioning and the previous logits), as generation's depend on the samples: no iteration
     can be skipped, no product hoisted out of the loop, and none can run before the products it
-    follows in generation. (A loop per tier, as before session 12, ran each tier's weights on
-    their own: at dim 1024 the top tier's 117 MB and the bottom tier's 171 MB each stayed partly
-    in the L3 cache, which generation's interleaved 288 MB cannot.)
+    follows in generation. (A loop per tier would run each tier's weights on their own: at dim
+    1024 the top tier's 117 MB and the bottom tier's 171 MB could each stay partly in the L3
+    cache, which generation's interleaved 288 MB cannot.)
 
     The products are the sampler's for `engine`, with the tiers' input projections folded as
     the sampler folds them (`audiogen.samplernn.folded_tiers`): `"xla"`, everything compiled by

@@ -74,8 +74,8 @@ def parse_args(argv):
                    help="timed steps per model/mode and per input kind (default: per model, "
                         f"{DEFAULT_STEPS})")
     p.add_argument("--quick", action="store_true",
-                   help=f"fewer steps ({QUICK_STEPS}) and no end-to-end run for scheduled "
-                        f"sampling")
+                   help=f"fewer steps ({QUICK_STEPS}); scheduled sampling in mixed_bfloat16 "
+                        f"only and without an end-to-end run")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
                    help="tf: teacher forcing, ss: scheduled sampling")
@@ -114,9 +114,9 @@ def bench_one(name, mode, precision, args, steps):
     import keras
     import tensorflow as tf
 
-    from audiogen.config import STEPS_PER_BAR
+    from audiogen.midi.encoding import STEPS_PER_BAR
     from audiogen.data.melody_dataset import make_melody_datasets
-    from audiogen.musicvae.layers import VOCAB_SIZE
+    from audiogen.midi.encoding import NUM_CLASSES
     from audiogen.musicvae.model import MusicVAE
     from audiogen.training.optimizers import FusedAdam
 
@@ -127,7 +127,7 @@ def bench_one(name, mode, precision, args, steps):
                      **spec["params"])
     model.compile(optimizer=FusedAdam(1e-3), jit_compile=args.jit_compile)
     synthetic = tf.data.Dataset.from_tensors(tf.random.stateless_uniform(
-        [batch, seq_len], seed=(1, 2), maxval=VOCAB_SIZE, dtype=tf.int32)).repeat()
+        [batch, seq_len], seed=(1, 2), maxval=NUM_CLASSES, dtype=tf.int32)).repeat()
 
     start = time.perf_counter()
     compile_s = fit_step_times(model, synthetic, 1)[0]

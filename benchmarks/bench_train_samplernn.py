@@ -20,7 +20,7 @@ bfloat16 matrix products, float32 elsewhere), so the validation bits show what b
 
 PRiSM's figures were measured on Bach piano audio in 8 s chunks, ours on the demo piano: the
 validation bits are comparable in scale, not equal data. `--data_dir DIR --piece_dur 8` trains
-on other audio (benchmarks/README.md, session 12: Bach chorales rendered to piano), and
+on other audio (benchmarks/README.md: Bach pieces rendered to piano), and
 `--end_to_end_only` runs only those training runs.
 
     .venv/bin/python benchmarks/bench_train_samplernn.py            # ~10 minutes
@@ -73,8 +73,8 @@ def load_config(name):
 
 
 def make_model(config, seq_len):
-    from audiogen.cli.train_samplernn import model_from_config
-    model = model_from_config({**config, "seq_len": seq_len})
+    from audiogen.samplernn.model import SampleRNN
+    model = SampleRNN.from_run_config({**config, "seq_len": seq_len})
     model.build_for_batch(BATCH)
     return model
 
@@ -150,15 +150,15 @@ def small_end_to_end(config, total_steps, data_dir=DATA_DIR, piece_dur=4.0):
         model.fit(train, steps_per_epoch=every, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
                   callbacks=[StepClock()])
         row["epoch_s"].append(time.perf_counter() - start)
-        bits = model.evaluate(data.val, verbose=0, return_dict=True)["bits_per_sample"]
+        bits = model.evaluate(data.validation, verbose=0, return_dict=True)["bits_per_sample"]
         row["val_bits"][(epoch + 1) * every] = float(bits)
         print(f"  small end to end, {config['precision']}: {(epoch + 1) * every} steps, "
               f"{row['epoch_s'][-1] / every:.3f} s/step with compiling, val {bits:.2f} "
               f"bits/sample", flush=True)
     # The steady rate: from the first execution's end (it compiles the train step) to the last
     # one's, input included, without `fit`'s setup and teardown, which train.py pays once per
-    # run (one `fit`) and this loop once per 250 steps: in some runs `fit` returned ~33 s after
-    # its last callback (`on_train_end`), in others at once.
+    # run (one `fit`) and this loop once per 250 steps: `fit` can return long after its last
+    # callback (`on_train_end`).
     first_begin, first_end = clock[0][0]
     row["first_execution_s"] = first_end - first_begin
     timed = [fit[-1][1] - (first_end if i == 0 else fit[0][0]) for i, fit in enumerate(clock)]

@@ -34,8 +34,8 @@ def machine_state():
     `sgemm_gflops`: float32 1024 x 1024 matrix products with numpy on all cores (best of 5);
     `copy_gb_s`: bytes read plus written per second copying a 256 MiB array (best of 5);
     `glibc_tunables`: the process's `GLIBC_TUNABLES` (malloc settings change some figures). Shared
-    machines have slow spells: on the 2-core VM of benchmarks/README.md the same compiled step
-    took 0.18 s in one spell and 0.33 s in another, and sgemm measured 110 to 170 GFLOP/s.
+    machines have slow spells, and figures taken in different states do not compare
+    (benchmarks/README.md, "The machine").
     """
     import numpy as np
 
@@ -63,7 +63,7 @@ def note_machine_state():
 def describe_machine_state(state):
     text = (f"load {state['load_average']}, sgemm {state['sgemm_gflops']} GFLOP/s, "
             f"memory copy {state['copy_gb_s']} GB/s")
-    if state.get("glibc_tunables"):     # e.g. huge-page malloc (benchmarks/README.md, session 10)
+    if state.get("glibc_tunables"):     # e.g. huge-page malloc: glibc.malloc.hugetlb=1
         text += f", GLIBC_TUNABLES={state['glibc_tunables']}"
     return text
 

@@ -75,9 +75,9 @@ def test_windows_are_consecutive_overlapping_and_reset_at_each_batch(layout):
     assert (info.num_train_pieces, info.num_val_pieces, info.num_dropped_pieces) == (7, 2, 1)
     assert (info.train_steps, info.val_steps) == (3 * 4, 1 * 4)
     assert int(data.train.cardinality()) == info.train_steps
-    assert int(data.val.cardinality()) == info.val_steps
+    assert int(data.validation.cardinality()) == info.val_steps
 
-    val = walk(data.val, 2, 4)
+    val = walk(data.validation, 2, 4)
     train = walk(data.train, 2, 4)
     assert len(val) == 2 and len(train) == 6
     assert set(val) | set(train) <= EXPECTED
@@ -90,7 +90,7 @@ def test_validation_split_is_stable_across_calls_and_seeds(corpus, layout):
     data, _ = layout
     with pytest.warns(UserWarning):
         again = make_audio_datasets(corpus, **LAYOUT, seed=123)
-    assert walk(again.val, 2, 4) == walk(data.val, 2, 4)
+    assert walk(again.validation, 2, 4) == walk(data.validation, 2, 4)
 
 
 def test_skipped_files_and_left_out_pieces_are_warned_once(corpus, layout):
@@ -105,7 +105,7 @@ def test_skipped_files_and_left_out_pieces_are_warned_once(corpus, layout):
 def test_no_validation(corpus):
     with pytest.warns(UserWarning, match="skipped"):
         data = make_audio_datasets(corpus, **{**LAYOUT, "batch_size": 3}, num_val_batches=0)
-    assert data.val is None
+    assert data.validation is None
     assert (data.info.num_train_pieces, data.info.train_steps) == (9, 12)
 
 

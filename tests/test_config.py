@@ -4,7 +4,7 @@ import os
 import pytest
 
 from audiogen.config import (
-    SAMPLERNN_SEED_DEFAULTS, ConfigError, config_differences, describe_differences, load_config,
+    SAMPLERNN_PRISM_DEFAULTS, ConfigError, config_differences, describe_differences, load_config,
     load_run_config, resolve_config, save_config, with_overrides)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,7 +18,7 @@ def write(tmp_path, content, name="x.config.json"):
 
 def test_default_config_file_holds_exactly_the_seed_defaults():
     with open(os.path.join(ROOT, "default.config.json")) as f:
-        assert json.load(f) == SAMPLERNN_SEED_DEFAULTS
+        assert json.load(f) == SAMPLERNN_PRISM_DEFAULTS
     config = load_config(os.path.join(ROOT, "default.config.json"))
     assert config["model"] == "samplernn"
     assert config["frame_sizes"] == [16, 64] and config["dim"] == 1024
@@ -26,7 +26,7 @@ def test_default_config_file_holds_exactly_the_seed_defaults():
 
 def test_empty_config_gets_seed_defaults(tmp_path):
     config = load_config(write(tmp_path, {}))
-    for key, value in SAMPLERNN_SEED_DEFAULTS.items():
+    for key, value in SAMPLERNN_PRISM_DEFAULTS.items():
         assert config[key] == value
     assert config["piece_dur"] == 8.0
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 from audiogen.kernels import stream_matmul
 from audiogen.samplernn import SampleRNN
 from audiogen.samplernn.folded_tiers import fold_tiers, stream_products
+from compiled_ops import require_op
 
 
 def model_with(**overrides):
@@ -46,9 +47,7 @@ def test_folded_steps_equal_projection_and_stack(overrides):
 def test_stream_products_route_each_kernel_through_the_op(monkeypatch):
     """Every kernel a folded step multiplies by goes through StreamMatMul (packed for its
     rows); the top tier's input kernel, folded away, is not packed; results equal `dot`."""
-    op = stream_matmul.load()
-    if op is None:
-        pytest.skip("the StreamMatMul op cannot be built here")
+    op = require_op("stream_matmul")
     model = model_with(skip_conn=True)
     tiers = model.tiers
     calls = []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from audiogen.training.losses import (
+from audiogen.losses import (
     LN2, free_bits_kl_penalty, kl_divergence_diag_normal, nats_to_bits, sequence_cross_entropy)
 
 

@@ -6,14 +6,13 @@ import pytest
 import tensorflow as tf
 
 from audiogen.kernels import lstm_cell
-from audiogen.musicvae import layers
+from audiogen.rnn import lstm_sequence
+from compiled_ops import require_op
 
 
 @pytest.fixture(scope="module")
 def op():
-    module = lstm_cell.load()
-    assert module is not None, "the LstmCell ops must build on the test machine (g++)"
-    return module
+    return require_op("lstm_cell")
 
 
 def _inputs(rng, gate_axis, dtype, units=5, batch=3):
@@ -30,9 +29,9 @@ def _inputs(rng, gate_axis, dtype, units=5, batch=3):
 def test_forward_and_backward_equal_tensorflow_operations(op, gate_axis, dtype):
     rng = np.random.default_rng(gate_axis)
     x, r, c = _inputs(rng, gate_axis, dtype)
-    forward, backward = layers._fused_cell_steps(op)
+    forward, backward = lstm_sequence.fused_cell_steps(op)
     fused = forward(x, r, c, gate_axis, dtype)
-    plain = layers._tf_cell_forward(x, r, c, gate_axis, dtype)
+    plain = lstm_sequence.tf_cell_forward(x, r, c, gate_axis, dtype)
     for a, b in zip(fused[:3], plain[:3]):
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_allclose(tf.cast(a, tf.float32), tf.cast(b, tf.float32),
@@ -42,7 +41,7 @@ def test_forward_and_backward_equal_tensorflow_operations(op, gate_axis, dtype):
     d_out, dc = (tf.constant(rng.normal(size=c.shape), tf.float32) for _ in "ab")
     dh_rec = tf.cast(tf.constant(rng.normal(size=c.shape), tf.float32), dtype)
     fused_grads = backward(fused[3], d_out, dh_rec, dc, gate_axis, dtype)
-    plain_grads = layers._tf_cell_backward(plain[3], d_out, dh_rec, dc, gate_axis, dtype)
+    plain_grads = lstm_sequence.tf_cell_backward(plain[3], d_out, dh_rec, dc, gate_axis, dtype)
     for a, b in zip(fused_grads, plain_grads):
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_allclose(tf.cast(a, tf.float32), tf.cast(b, tf.float32),
@@ -67,7 +66,7 @@ def test_ops_used_in_graphs_but_not_under_xla(op):
     chosen = {}
 
     def probe(x):
-        chosen[tf.inside_function()] = layers._cell_steps()[2]
+        chosen[tf.inside_function()] = lstm_sequence.cell_steps(x)[2]
         return x
 
     tf.function(probe, jit_compile=True)(tf.zeros([]))
@@ -84,7 +83,7 @@ def test_a_failed_build_falls_back_to_tensorflow_operations(tmp_path, monkeypatc
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            assert layers._cell_steps()[0] is layers._tf_cell_forward
+            assert lstm_sequence.cell_steps()[0] is lstm_sequence.tf_cell_forward
         assert any("LstmCell op is unavailable" in str(w.message) for w in caught)
     finally:
         lstm_cell.load.cache_clear()

@@ -6,22 +6,23 @@ import pytest
 import tensorflow as tf
 
 from audiogen.data import melody_dataset as md
-from audiogen.midi import files as F
-from audiogen.midi import melody as mel
+from audiogen.midi.corpus import extract_corpus
+from audiogen.midi.encoding import NOTE_OFF, pitch_to_class
+from audiogen.midi.files import write_midi
 
 
 def tune(seed, bars):
     rng = np.random.default_rng(seed)
     out = np.zeros(bars * 16, np.int32)
     for step in range(0, len(out), 4):
-        out[step] = mel.pitch_to_class(int(rng.integers(48, 84)))
+        out[step] = pitch_to_class(int(rng.integers(48, 84)))
     return out
 
 
 def make_corpus(folder, n, bars=6, start=0):
     os.makedirs(folder, exist_ok=True)
     for i in range(start, start + n):
-        F.write_midi(tune(i, bars), os.path.join(folder, f"tune{i:02d}.mid"))
+        write_midi(tune(i, bars), os.path.join(folder, f"tune{i:02d}.mid"))
     return str(folder)
 
 
@@ -35,9 +36,9 @@ def test_train_and_eval_datasets(tmp_path):
     data = md.make_melody_datasets(train_dir, eval_dir, slice_bar=2, batch_size=3,
                                    max_slices_per_file=3, cache_dir=tmp_path / "cache")
     info = data.info
-    assert (info["train_examples"], info["eval_examples"]) == (12, 6)
-    assert (info["train_files"], info["eval_files"], info["held_out"]) == (4, 2, False)
-    assert info["slice_steps"] == 32 and info["steps_per_epoch"] == 4 and info["eval_steps"] == 2
+    assert (info.train_examples, info.eval_examples) == (12, 6)
+    assert (info.train_files, info.eval_files, info.held_out) == (4, 2, False)
+    assert info.slice_steps == 32 and info.steps_per_epoch == 4 and info.eval_steps == 2
     assert info.train_examples == 12 and "12 training slices of 2 bars" in info.summary()
     assert "Evaluation: 6 slices from 2 files from eval_dir" in info.summary()
     assert data.train.element_spec.dtype == tf.int32
@@ -47,12 +48,12 @@ def test_train_and_eval_datasets(tmp_path):
     # eval: fixed order, the first N slices of each file, last batch kept
     data = md.make_melody_datasets(train_dir, eval_dir, slice_bar=2, batch_size=4,
                                    max_slices_per_file=3, cache_dir=tmp_path / "cache")
-    assert data.info["train_report"].from_cache and data.info["eval_report"].from_cache
-    evals = collect(data.eval)
+    assert data.info.train_report.from_cache and data.info.eval_report.from_cache
+    evals = collect(data.validation)
     assert [b.shape for b in evals] == [(4, 32), (2, 32)]
-    expected, _ = F.extract_corpus(eval_dir, 2, 3, training=False, use_cache=False)
+    expected, _ = extract_corpus(eval_dir, 2, 3, training=False, use_cache=False)
     np.testing.assert_array_equal(np.concatenate(evals), expected)
-    np.testing.assert_array_equal(np.concatenate(collect(data.eval)), expected)
+    np.testing.assert_array_equal(np.concatenate(collect(data.validation)), expected)
     # train: a finite pass over all examples, reshuffled each pass
     passes = [np.concatenate(collect(data.train)) for _ in range(3)]
     assert all(p.shape == (12, 32) for p in passes)
@@ -80,13 +81,13 @@ def test_held_out_files_by_stable_hash(tmp_path):
                                    max_slices_per_file=2, eval_fraction=0.3,
                                    cache_dir=tmp_path / "cache")
     info = data.info
-    assert info["held_out"] and info["train_files"] + info["eval_files"] == 6
-    assert info["eval_files"] >= 1 and info["eval_examples"] == 2 * info["eval_files"]
-    assert info["eval_report"].files_found == info["eval_files"]
+    assert info.held_out and info.train_files + info.eval_files == 6
+    assert info.eval_files >= 1 and info.eval_examples == 2 * info.eval_files
+    assert info.eval_report.files_found == info.eval_files
     data = md.make_melody_datasets(corpus, None, slice_bar=2, batch_size=2,
                                    max_slices_per_file=2, eval_fraction=0.0,
                                    cache_dir=tmp_path / "cache")
-    assert data.eval is None and data.info["train_files"] == 6
+    assert data.validation is None and data.info.train_files == 6
     assert "No evaluation data" in data.info.summary()
 
 
@@ -104,12 +105,12 @@ def test_too_few_examples_and_empty_corpus(tmp_path):
 
 
 def test_transpose_classes():
-    c = mel.pitch_to_class
-    x = tf.constant([c(60), 0, mel.NOTE_OFF, c(64), 0], tf.int32)
+    c = pitch_to_class
+    x = tf.constant([c(60), 0, NOTE_OFF, c(64), 0], tf.int32)
     np.testing.assert_array_equal(md.transpose_classes(x, 3),
-                                  [c(63), 0, mel.NOTE_OFF, c(67), 0])
+                                  [c(63), 0, NOTE_OFF, c(67), 0])
     np.testing.assert_array_equal(md.transpose_classes(x, -2),
-                                  [c(58), 0, mel.NOTE_OFF, c(62), 0])
+                                  [c(58), 0, NOTE_OFF, c(62), 0])
     # a shift that would leave 21..108 keeps the example as it is (no clipping)
     high = tf.constant([c(107), c(60)], tf.int32)
     np.testing.assert_array_equal(md.transpose_classes(high, 2), high)
@@ -122,7 +123,7 @@ def test_transpose_classes():
 
 def test_transposition_in_the_training_pipeline(tmp_path):
     corpus = make_corpus(tmp_path / "c", 3)
-    originals, _ = F.extract_corpus(corpus, 2, 4, training=True, use_cache=False)
+    originals, _ = extract_corpus(corpus, 2, 4, training=True, use_cache=False)
     data = md.make_melody_datasets(corpus, corpus, slice_bar=2, batch_size=4,
                                    max_slices_per_file=4, transpose_range=2,
                                    cache_dir=tmp_path / "cache")
@@ -135,6 +136,6 @@ def test_transposition_in_the_training_pipeline(tmp_path):
             shifts.append(matches[0])
     assert len(set(shifts)) >= 3
     # eval is never transposed
-    evals = np.concatenate(collect(data.eval))
-    expected, _ = F.extract_corpus(corpus, 2, 4, training=False, use_cache=False)
+    evals = np.concatenate(collect(data.validation))
+    expected, _ = extract_corpus(corpus, 2, 4, training=False, use_cache=False)
     np.testing.assert_array_equal(evals, expected)

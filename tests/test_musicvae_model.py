@@ -3,10 +3,11 @@ import pytest
 import tensorflow as tf
 import keras
 
-from audiogen.musicvae import MusicVAE, layers
-from audiogen.musicvae.layers import (
-    Conductor, Encoder, FlatDecoder, HierarchicalDecoder, LSTMStack, run_lstm_sequences)
-from audiogen.training.schedules import beta_schedule, sampling_probability
+from audiogen.musicvae import MusicVAE
+from audiogen.musicvae.decoders import Conductor, FlatDecoder, HierarchicalDecoder
+from audiogen.musicvae.encoder import Encoder
+from audiogen.musicvae.lstm_stack import LSTMStack
+from audiogen.schedules import beta_schedule, sampling_probability
 
 T, B, Z = 32, 4, 8
 TINY = dict(seq_len=T, z_size=Z, encoder_params=dict(embed_size=8, hidden_size=16, n_layers=2),
@@ -58,7 +59,7 @@ def test_variables_exist_without_data_and_restore(model, tmp_path):
     assert model.built and all(layer.built for layer in model._flatten_layers())
     assert len(model.trainable_variables) > 0
     n_variables = len(model.variables)
-    model.build_for_batch(2)
+    model(tf.zeros([2, model.seq_len], tf.int32))
     assert len(model.variables) == n_variables
     x = melodies()
     path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
@@ -103,95 +104,6 @@ def test_conductor_runs_n_subsequences_steps():
     diff = np.abs(changed - base).max(axis=(0, 2))
     assert np.all(diff[:2 * seg] == 0) and np.all(diff[3 * seg:] == 0)
     assert np.all(diff[2 * seg:3 * seg] > 0)
-
-
-@pytest.fixture(params=["fused", "tf"])
-def cell_steps(request, monkeypatch):
-    """Run the whole-sequence LSTM with the compiled cell ops and with TensorFlow's operations
-    (what XLA-compiled steps and machines without a compiler use)."""
-    if request.param == "tf":
-        monkeypatch.setattr(layers, "_cell_steps", lambda: (
-            layers._tf_cell_forward, layers._tf_cell_backward, 6))
-    return request.param
-
-
-def test_whole_sequence_lstm_matches_keras_cells_with_gradients(cell_steps):
-    """The fast path's hand-written gradient equals autodiff through the keras LSTMCells."""
-    fw, bw = keras.layers.LSTMCell(6), keras.layers.LSTMCell(5)
-    fw.build((None, 4 + 3))
-    bw.build((None, 4))
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.standard_normal((2, 7, 4)), tf.float32)
-    const = tf.constant(rng.standard_normal((2, 3)), tf.float32)
-    states = [tuple(tf.constant(rng.standard_normal((2, n)), tf.float32) for _ in "hc")
-              for n in (6, 5)]
-    weights = [fw.kernel, fw.recurrent_kernel, fw.bias, bw.kernel, bw.recurrent_kernel, bw.bias]
-
-    def loss_of(outputs, finals):  # a weighted sum of every output, so no gradient is trivial
-        loss = 0.0
-        for k, out in enumerate(outputs + [h for h, _ in finals] + [c for _, c in finals]):
-            weights = tf.sin(tf.range(tf.size(out), dtype=tf.float32) + k)
-            loss += tf.reduce_sum(tf.reshape(weights, tf.shape(out)) * out)
-        return loss
-
-    def reference():
-        outputs, finals = [], []
-        for cell, inputs, (h, c), reverse in ((fw, tf.concat(
-                [x, tf.broadcast_to(const[:, None], [2, 7, 3])], -1), states[0], False),
-                (bw, x, states[1], True)):
-            seq = []
-            for t in (range(6, -1, -1) if reverse else range(7)):
-                h, (h, c) = cell(inputs[:, t], [h, c])
-                seq.append(h)
-            outputs.append(tf.stack(seq[::-1] if reverse else seq, axis=1))
-            finals.append((h, c))
-        return outputs, finals
-
-    tensors = [x, const] + [t for s in states for t in s]
-    sources = weights + tensors
-    with tf.GradientTape() as tape:
-        tape.watch(tensors)
-        outputs, finals = run_lstm_sequences([fw, bw], [x, x], states, reverse=[False, True],
-                                             constants=[const, None])
-        fast = loss_of(outputs, finals)
-    fast_grads = tape.gradient(fast, sources)
-    with tf.GradientTape() as tape:
-        tape.watch(tensors)
-        ref_outputs, ref_finals = reference()
-        ref = loss_of(ref_outputs, ref_finals)
-    ref_grads = tape.gradient(ref, sources)
-    for a, b in zip(outputs, ref_outputs):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
-    np.testing.assert_allclose(float(fast), float(ref), rtol=1e-5)
-    for a, b in zip(fast_grads, ref_grads):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
-
-
-def test_mixed_bfloat16_lstm_products_stay_close_to_float32(cell_steps):
-    """bfloat16 products: different numbers (the precision is in effect), close to float32 ones,
-    with the hand-written gradient as well (feature-major and batch-major loops)."""
-    rng = np.random.default_rng(1)
-    for batch in (3, 260):  # float32: below and above _FEATURE_MAJOR_MAX_BATCH
-        cells = [keras.layers.LSTMCell(16), keras.layers.LSTMCell(16)]
-        for cell in cells:
-            cell.build((None, 8))
-        x = tf.constant(rng.standard_normal((batch, 12, 8)), tf.float32)
-        states = [(tf.zeros([batch, 16]), tf.zeros([batch, 16]))] * 2
-        variables = [v for cell in cells for v in cell.trainable_variables]
-        results = []
-        for dtype in (tf.float32, tf.bfloat16):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                outputs, _ = run_lstm_sequences(cells, [x, x], states, reverse=[False, True],
-                                                dtype=dtype)
-                loss = tf.reduce_sum(tf.sin(tf.range(12, dtype=tf.float32))[:, None]
-                                     * (outputs[0] + 2.0 * outputs[1]))
-            results.append([o.numpy() for o in outputs]
-                           + [tf.convert_to_tensor(g).numpy()
-                              for g in tape.gradient(loss, variables + [x])])
-        for full, low in zip(*results):
-            error = np.abs(full - low).max() / np.abs(full).max()
-            assert 0 < error < 0.02, error
 
 
 def test_mixed_bfloat16_model_trains_and_keeps_its_config():

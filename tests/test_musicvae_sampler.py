@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from audiogen.musicvae import MusicVAE, interpolate, reconstruct, sample, slerp
 

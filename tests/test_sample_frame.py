@@ -3,17 +3,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from audiogen.kernels import sample_frame, stream_matmul
 from audiogen.precision import dense_relu, dot
-from audiogen.samplernn.sampler import sample_categorical
+from audiogen.samplernn.sampling import sample_categorical
+from compiled_ops import require_op
 
 
 @pytest.fixture(scope="module")
 def ops():
-    frame_op, matmul_op = sample_frame.load(), stream_matmul.load()
-    assert frame_op is not None and matmul_op is not None, \
-        "the SampleFrame and StreamMatMul ops must build on the test machine (g++)"
-    return frame_op, matmul_op
+    return require_op("sample_frame"), require_op("stream_matmul")
 
 
 def frame_inputs(f0, b, q, dim, seed):

@@ -326,7 +326,7 @@ def test_tbptt_state_carries_information_across_windows():
 def test_frame_lookup_sum_gradient_equals_the_embedding_convolution(jit_compile):
     """The hand-written gradient of the MLP's input layer equals automatic differentiation of
     the plain formulation: embed the previous `frame_size` levels, one matmul per position."""
-    from audiogen.samplernn.layers import frame_lookup_sum
+    from audiogen.samplernn.sample_mlp import frame_lookup_sum
     rng = np.random.default_rng(3)
     frame, q, emb, dim, batch, steps = 4, 16, 8, 12, 3, 10
     embedding = tf.constant(rng.normal(size=[q, emb]), tf.float32)

@@ -1,4 +1,4 @@
-"""SampleRNN sampler: shapes, seed priming, fast path == plain model, temperature, determinism."""
+"""SampleRNN sampler: shapes, priming, fast path == plain model, temperature, determinism."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -6,7 +6,9 @@ import tensorflow as tf
 from audiogen.audio.quantize import silence_level
 from audiogen.kernels import sample_frame
 from audiogen.samplernn import SampleRNN, generate
-from audiogen.samplernn.sampler import generation_groups, sample_categorical
+from audiogen.samplernn.sampler import generation_groups
+from audiogen.samplernn.sampling import sample_categorical
+from compiled_ops import require_op, stream_engine
 
 TINY = dict(frame_sizes=[4, 16], dim=16, rnn_type="gru", num_rnn_layers=2, q_type="linear",
             q_levels=16, emb_size=8, skip_conn=False, seq_len=32, max_grad_norm=1.0)
@@ -37,26 +39,26 @@ def teacher_forced_logits(model, levels, pad):
     return model(x)[0].numpy()[:, pad:pad + total]
 
 
-def test_shapes_and_seed_is_kept(model):
+def test_shapes_and_prime_is_kept(model):
     out = generate(model, 40, [1.0, 0.7, 1.3])
     assert out.shape == (3, 40) and out.dtype == tf.int32
     assert 0 <= out.numpy().min() and out.numpy().max() < model.q_levels
-    seed = np.random.default_rng(1).integers(0, 16, [3, 21]).astype(np.int32)
-    out = generate(model, 40, [1.0, 0.7, 1.3], seed_levels=seed)
+    prime = np.random.default_rng(1).integers(0, 16, [3, 21]).astype(np.int32)
+    out = generate(model, 40, [1.0, 0.7, 1.3], prime_levels=prime)
     assert out.shape == (3, 61)
-    np.testing.assert_array_equal(out.numpy()[:, :21], seed)
-    # A single seed row is shared by every sequence.
-    out = generate(model, 5, [1.0, 1.0], seed_levels=seed[0])
-    np.testing.assert_array_equal(out.numpy()[:, :21], np.stack([seed[0]] * 2))
+    np.testing.assert_array_equal(out.numpy()[:, :21], prime)
+    # A single prime row is shared by every sequence.
+    out = generate(model, 5, [1.0, 1.0], prime_levels=prime[0])
+    np.testing.assert_array_equal(out.numpy()[:, :21], np.stack([prime[0]] * 2))
 
 
-@pytest.mark.parametrize("overrides,seed_len", [
+@pytest.mark.parametrize("overrides,prime_len", [
     ({}, 0), ({}, 21), ({"rnn_type": "lstm", "skip_conn": True}, 16),
     ({"frame_sizes": [4, 8, 16]}, 9), ({"frame_sizes": [8], "num_rnn_layers": 1}, 0),
     ({"precision": "mixed_bfloat16", "frame_sizes": [4, 8, 16]}, 9),
 ])
-@pytest.mark.parametrize("engine", ["xla", "stream"])
-def test_fast_path_logits_equal_the_plain_model(overrides, seed_len, engine):
+@pytest.mark.parametrize("engine", ["xla", stream_engine()])
+def test_fast_path_logits_equal_the_plain_model(overrides, prime_len, engine):
     """The compiled loop (folded tables, per-frame tier steps, priming) == teacher forcing,
     with either engine.
 
@@ -64,24 +66,24 @@ def test_fast_path_logits_equal_the_plain_model(overrides, seed_len, engine):
     in float32), so they agree to bfloat16's precision rather than exactly.
     """
     model = tiny(**overrides)
-    seed = np.random.default_rng(2).integers(0, 16, [2, seed_len]).astype(np.int32)
-    out, logits = generate(model, 50, [1.0, 0.8], seed_levels=seed if seed_len else None,
+    prime = np.random.default_rng(2).integers(0, 16, [2, prime_len]).astype(np.int32)
+    out, logits = generate(model, 50, [1.0, 0.8], prime_levels=prime if prime_len else None,
                            rng_seed=3, return_logits=True, engine=engine)
     assert logits.shape == (2, 50, 16)
     top = model.frame_sizes[-1]
-    pad = (-seed_len) % top
-    expected = teacher_forced_logits(model, out.numpy(), pad)[:, seed_len:]
+    pad = (-prime_len) % top
+    expected = teacher_forced_logits(model, out.numpy(), pad)[:, prime_len:]
     exact = overrides.get("precision", "float32") == "float32"
     np.testing.assert_allclose(logits.numpy(), expected, atol=2e-4 if exact else 3e-2,
                                rtol=1e-4 if exact else 2e-2)
 
 
-def test_seed_primes_the_state(model):
-    """Different seeds -> different continuations' distributions (the seed is really used)."""
+def test_prime_primes_the_state(model):
+    """Different seeds -> different continuations' distributions (the prime is really used)."""
     a = np.full([1, 32], 2, np.int32)
     b = np.full([1, 32], 13, np.int32)
-    _, la = generate(model, 8, [1.0], seed_levels=a, return_logits=True)
-    _, lb = generate(model, 8, [1.0], seed_levels=b, return_logits=True)
+    _, la = generate(model, 8, [1.0], prime_levels=a, return_logits=True)
+    _, lb = generate(model, 8, [1.0], prime_levels=b, return_logits=True)
     assert np.abs(la.numpy()[:, 0] - lb.numpy()[:, 0]).max() > 1e-3
 
 
@@ -100,26 +102,27 @@ def test_determinism_and_caching(model):
     np.testing.assert_array_equal(a, b)
     assert (a != c).any()
     assert (a[0] != a[1]).any()                 # sequences of one batch differ
-    fn = model._untracked.generate_fns[(2, 0, 64, False, "xla")]
+    fn = model._untracked.generate_fns[(2, 0, 64, False, "xla")].function
     assert fn.experimental_get_tracing_count() == 1
 
 
 def test_engines_draw_the_same_audio(model):
-    """Same model, seed and rng_seed: the same samples from the XLA and the stream engine (the
+    """Same model, prime and rng_seed: the same samples from the XLA and the stream engine (the
     uniform numbers are drawn before the loop, once, for both)."""
-    seed = np.random.default_rng(4).integers(0, 16, [2, 7]).astype(np.int32)
-    runs = [generate(model, 70, [1.0, 0.6], seed_levels=seed, rng_seed=9, engine=engine).numpy()
+    require_op("stream_matmul")
+    prime = np.random.default_rng(4).integers(0, 16, [2, 7]).astype(np.int32)
+    runs = [generate(model, 70, [1.0, 0.6], prime_levels=prime, rng_seed=9, engine=engine).numpy()
             for engine in ("xla", "stream")]
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
-@pytest.mark.parametrize("engine", ["xla", "stream"])
+@pytest.mark.parametrize("engine", ["xla", stream_engine()])
 def test_groups_generate_the_same_audio_and_logits(model, engine):
     """Sequences generated as concurrent groups (here 2 and 3, of unequal sizes) == one batch:
-    every sequence keeps its seed row, temperature and uniform numbers."""
-    seed = np.random.default_rng(6).integers(0, 16, [5, 7]).astype(np.int32)
+    every sequence keeps its prime row, temperature and uniform numbers."""
+    prime = np.random.default_rng(6).integers(0, 16, [5, 7]).astype(np.int32)
     temps = [1.0, 0.6, 1.4, 0.9, 2.0]
-    runs = [generate(model, 40, temps, seed_levels=seed, rng_seed=4, return_logits=True,
+    runs = [generate(model, 40, temps, prime_levels=prime, rng_seed=4, return_logits=True,
                      engine=engine, groups=groups) for groups in (1, 2, 3)]
     assert (2, 7, 40, True, engine) in model._untracked.generate_fns
     for out, logits in runs[1:]:
@@ -138,12 +141,13 @@ def test_generation_groups():
 def test_stream_engine_without_the_frame_op(monkeypatch):
     """Where the SampleFrame op cannot be built, the stream engine's per-sample loop is the
     XLA-compiled one: the same audio as with the op."""
+    require_op("sample_frame")
     model = tiny()
-    seed = np.random.default_rng(5).integers(0, 16, [2, 7]).astype(np.int32)
-    with_op = generate(model, 70, [1.0, 0.6], seed_levels=seed, rng_seed=9, engine="stream")
+    prime = np.random.default_rng(5).integers(0, 16, [2, 7]).astype(np.int32)
+    with_op = generate(model, 70, [1.0, 0.6], prime_levels=prime, rng_seed=9, engine="stream")
     monkeypatch.setattr(sample_frame, "load", lambda: None)
     model._untracked.generate_fns.clear()
-    without = generate(model, 70, [1.0, 0.6], seed_levels=seed, rng_seed=9, engine="stream")
+    without = generate(model, 70, [1.0, 0.6], prime_levels=prime, rng_seed=9, engine="stream")
     np.testing.assert_array_equal(with_op.numpy(), without.numpy())
 
 
@@ -181,7 +185,7 @@ def test_rejects_bad_arguments(model):
     with pytest.raises(ValueError):
         generate(model, 10, [0.0])
     with pytest.raises(ValueError):
-        generate(model, 10, [1.0], seed_levels=np.full([1, 4], 99))
+        generate(model, 10, [1.0], prime_levels=np.full([1, 4], 99))
     with pytest.raises(ValueError, match="engine"):
         generate(model, 10, [1.0], engine="gpu")
     with pytest.raises(ValueError, match="groups"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from audiogen.training.schedules import beta_schedule, sampling_probability
+from audiogen.schedules import beta_schedule, sampling_probability
 
 
 @pytest.mark.parametrize("step,expected", [(0, 0.0), (500, 0.1), (1000, 0.2), (5000, 0.2)])

@@ -8,13 +8,12 @@ import tensorflow as tf
 
 from audiogen.kernels import stream_matmul
 from audiogen.precision import dot
+from compiled_ops import require_op
 
 
 @pytest.fixture(scope="module")
 def op():
-    module = stream_matmul.load()
-    assert module is not None, "the StreamMatMul op must build on the test machine (g++)"
-    return module
+    return require_op("stream_matmul")
 
 
 @pytest.mark.parametrize("rows", [1, 3, 4, 5, 9])

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from audiogen.cli.args import cycle_temperatures, int_or_none, str2bool
-from audiogen.cli.seed_audio import parse_offset
+from audiogen.audio.prime import parse_offset
+from audiogen.cli.args import int_or_none, str2bool
+from audiogen.temperatures import cycle_temperatures
 from audiogen.config import resolve_config, save_config
 from audiogen.training.callbacks import (EpochCheckpoint, decayed_learning_rate,
                                          normalize_checkpoint_policy)
@@ -131,7 +132,8 @@ def test_resume_refuses_changed_config_and_names_keys(tmp_path):
 
 
 def test_piano_roll_draws_held_notes():
-    from audiogen.musicvae.summaries import comparison_image, piano_roll
+    from audiogen.midi.piano_roll import piano_roll
+    from audiogen.musicvae.summaries import comparison_image
     roll = piano_roll([2 + 39, 0, 0, 1, 0, 2 + 40, 0])  # pitch 60 for 3 steps, rest, pitch 61
     assert roll.shape == (88, 7)
     assert list(roll[87 - 39]) == [255, 255, 255, 0, 0, 0, 0]

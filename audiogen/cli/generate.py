@@ -9,8 +9,7 @@ import os
 import sys
 
 from audiogen.cli.args import fail, plain_warnings, positive_float
-from audiogen.config import ConfigError, load_config, load_run_config
-from audiogen.training.checkpoints import resolve_checkpoint, run_dir_of
+from audiogen.config import ConfigError
 
 
 def build_parser():
@@ -57,25 +56,14 @@ def build_parser():
     return parser
 
 
-def numbered_paths(output_path, count):
-    """`output_path` for one file; `stem_0.ext`, `stem_1.ext`, ... for several."""
-    if count == 1:
-        return [output_path]
-    stem, ext = os.path.splitext(output_path)
-    return [f"{stem}_{i}{ext}" for i in range(count)]
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
     plain_warnings()
     if args.num_seqs < 1:
         return fail(f"--num_seqs must be at least 1, got {args.num_seqs}")
+    from audiogen.training.trained import read_run
     try:
-        checkpoint = resolve_checkpoint(args.checkpoint_path)
-        run_dir = run_dir_of(checkpoint)
-        config = load_config(args.config_file) if args.config_file else load_run_config(run_dir)
-        if config is None:
-            raise ConfigError(f"{run_dir} has no resolved.config.json: pass --config_file")
+        checkpoint, run_dir, config = read_run(args.checkpoint_path, args.config_file)
     except (ConfigError, FileNotFoundError) as e:
         return fail(str(e))
     if args.rng_seed is None:

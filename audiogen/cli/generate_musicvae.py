@@ -2,15 +2,14 @@
 import os
 
 import numpy as np
-import tensorflow as tf
 
-from audiogen.cli.args import cycle_temperatures, fail
-from audiogen.cli.generate import numbered_paths
-from audiogen.cli.train_musicvae import model_from_config
-from audiogen.config import STEPS_PER_BAR
+from audiogen.cli.args import fail
+from audiogen.cli.outputs import numbered_paths
+from audiogen.midi.encoding import STEPS_PER_BAR
 from audiogen.midi.files import first_melody_slice, write_midi
 from audiogen.musicvae.sampler import interpolate, reconstruct, sample
-from audiogen.training.checkpoints import CheckpointStore
+from audiogen.temperatures import cycle_temperatures
+from audiogen.training.trained import CheckpointMismatchError, model_from_config, restore_weights
 
 
 def run(args, config, checkpoint, run_dir):
@@ -23,13 +22,10 @@ def run(args, config, checkpoint, run_dir):
             raise ValueError(f"--steps must be at least 2 (the endpoints), got {args.steps}")
     except (ValueError, FileNotFoundError) as e:
         return fail(str(e))
-    model = model_from_config(config)
-    model.build_for_batch(1)
     try:
-        CheckpointStore(run_dir, model).restore(checkpoint, with_optimizer=False)
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        return fail(f"{checkpoint} does not match the config's model ({e}); "
-                    f"was --config_file changed?")
+        model = restore_weights(model_from_config(config), checkpoint)
+    except CheckpointMismatchError as e:
+        return fail(str(e))
 
     if args.interpolate:
         melodies = np.asarray(interpolate(model, inputs[0], inputs[1], args.steps,

@@ -1,18 +1,18 @@
 """SampleRNN generation from a checkpoint: one compiled call for all sequences."""
 import numpy as np
-import tensorflow as tf
 
 from audiogen.audio.io import save_wav
+from audiogen.audio.prime import load_prime_levels, parse_offset
 from audiogen.audio.quantize import dequantize
-from audiogen.cli.args import cycle_temperatures, fail
-from audiogen.cli.generate import numbered_paths
-from audiogen.cli.seed_audio import load_seed_levels, parse_offset
-from audiogen.cli.train_samplernn import model_from_config
+from audiogen.cli.args import fail
+from audiogen.cli.outputs import numbered_paths
 from audiogen.samplernn.sampler import (
     choose_engine, generate, generation_groups, set_generation_threads)
-from audiogen.training.checkpoints import CheckpointStore, load_training_args
+from audiogen.temperatures import cycle_temperatures
+from audiogen.training.checkpoints import load_training_args
+from audiogen.training.trained import CheckpointMismatchError, model_from_config, restore_weights
 
-FALLBACK_SAMPLE_RATE = 44100  # the seed table's generate.py default, for runs without training.json
+FALLBACK_SAMPLE_RATE = 44100  # PRiSM's generate.py default, for runs without training.json
 
 
 def run(args, config, checkpoint, run_dir):
@@ -22,31 +22,28 @@ def run(args, config, checkpoint, run_dir):
     header_rate = args.sample_rate or model_rate
     try:
         temperatures = cycle_temperatures(args.temperature, args.num_seqs)
-        seed_levels = None
+        prime_levels = None
         if args.seed:
             offset = parse_offset(args.seed_offset, model_rate)
-            seed = load_seed_levels(args.seed, offset, model_rate,
-                                    int(round(args.seed_dur * model_rate)),
-                                    config["q_type"], config["q_levels"])
-            seed_levels = np.tile(seed[None], (args.num_seqs, 1))
-            print(f"Priming with {len(seed)} samples of {args.seed} from sample {offset}")
+            prime = load_prime_levels(args.seed, offset, model_rate,
+                                      int(round(args.seed_dur * model_rate)),
+                                      config["q_type"], config["q_levels"])
+            prime_levels = np.tile(prime[None], (args.num_seqs, 1))
+            print(f"Priming with {len(prime)} samples of {args.seed} from sample {offset}")
     except (ValueError, FileNotFoundError) as e:
         return fail(str(e))
     if trained_rate and header_rate != trained_rate:
         print(f"Note: the model was trained at {trained_rate} Hz; writing a {header_rate} Hz "
               f"header changes only playback speed and pitch, not the content.")
 
-    model = model_from_config(config)
-    model.build_for_batch(args.num_seqs)
     try:
-        CheckpointStore(run_dir, model).restore(checkpoint, with_optimizer=False)
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        return fail(f"{checkpoint} does not match the config's model ({e}); "
-                    f"was --config_file changed?")
+        model = restore_weights(model_from_config(config), checkpoint)
+    except CheckpointMismatchError as e:
+        return fail(str(e))
     num_samples = int(round(args.dur * model_rate))
     print(f"Generating {args.num_seqs} x {num_samples} samples ({engine} engine"
           + (f", {groups} groups of sequences at once)" if groups > 1 else ")"))
-    levels = generate(model, num_samples, temperatures, seed_levels=seed_levels,
+    levels = generate(model, num_samples, temperatures, prime_levels=prime_levels,
                       rng_seed=args.rng_seed, engine=engine, groups=groups)
     audio = dequantize(levels, config["q_type"], config["q_levels"]).numpy()
     for path, samples, temperature in zip(numbered_paths(args.output_path, len(audio)), audio,

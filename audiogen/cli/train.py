@@ -11,29 +11,32 @@ import sys
 
 from audiogen.cli.args import (add_bool, fail, int_or_none, plain_warnings, positive_float,
                                str2bool)
-from audiogen.config import (MUSICVAE_EXTRA_DEFAULTS, MUSICVAE_SEED_DEFAULTS, ConfigError,
-                             load_config, with_overrides)
+from audiogen.config import DEFAULTS, ConfigError, load_config, with_overrides
+from audiogen.training.options import OPTIMIZERS, RunOptions
+from audiogen.training.options import SampleRNNTraining as S
 
 SHARED_FLAGS = ("batch_size", "learning_rate")  # SampleRNN training flags, MusicVAE config keys
-SAMPLERNN_BATCH_SIZE = 64
-SAMPLERNN_LEARNING_RATE = 0.001
+MUSICVAE_DEFAULTS = DEFAULTS["musicvae"]
 
 
 def build_parser():
+    run_defaults = RunOptions()
     parser = argparse.ArgumentParser(
         prog="train.py", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run = parser.add_argument_group("run")
-    run.add_argument("--id", default="default", help="Id for the training session.")
+    run.add_argument("--id", default=run_defaults.id,
+                     help="Name of the training run (its folder under --logdir_root).")
     run.add_argument("--config_file", default="./default.config.json",
                      help="Model config (JSON, named *.config.json).")
-    run.add_argument("--logdir_root", default="./logdir",
+    run.add_argument("--logdir_root", default=run_defaults.logdir_root,
                      help="Logs and checkpoints go to <logdir_root>/<id>/.")
-    run.add_argument("--output_dir", default="./generated",
+    run.add_argument("--output_dir", default=S.output_dir,
                      help="Audio generated during training goes to <output_dir>/<id>/.")
-    add_bool(run, "verbose", True,
+    add_bool(run, "verbose", run_defaults.verbose,
              "True: each training step on its own line; False: one overwritten progress line")
-    add_bool(run, "resume", True, "Resume from the newest checkpoint of this id (or --resume_from)")
+    add_bool(run, "resume", run_defaults.resume,
+             "Resume from the newest checkpoint of this id (or --resume_from)")
     run.add_argument("--resume_from", default=None,
                      help="Checkpoint (prefix or run directory) to resume from.")
 
@@ -41,55 +44,61 @@ def build_parser():
     samplernn.add_argument("--data_dir", default=None,
                            help="Directory of training audio, searched recursively (required for "
                                 "SampleRNN).")
-    samplernn.add_argument("--num_epochs", type=int, default=100, help="Number of epochs.")
+    samplernn.add_argument("--num_epochs", type=int, default=S.num_epochs, help="Number of epochs.")
     samplernn.add_argument("--batch_size", type=int, default=None,
-                           help=f"Mini-batch size (SampleRNN default {SAMPLERNN_BATCH_SIZE}; "
+                           help=f"Mini-batch size (SampleRNN default {S.batch_size}; "
                                 "MusicVAE: overrides the config).")
-    samplernn.add_argument("--optimizer", default="adam", choices=("adam", "sgd", "rmsprop"))
+    samplernn.add_argument("--optimizer", default=S.optimizer, choices=OPTIMIZERS)
     samplernn.add_argument("--learning_rate", type=float, default=None,
-                           help=f"Learning rate (SampleRNN default {SAMPLERNN_LEARNING_RATE}; "
+                           help=f"Learning rate (SampleRNN default {S.learning_rate}; "
                                 "MusicVAE: overrides the config).")
-    samplernn.add_argument("--reduce_learning_rate_after", type=int_or_none, default=None,
+    samplernn.add_argument("--reduce_learning_rate_after", type=int_or_none,
+                           default=S.reduce_learning_rate_after,
                            help="Decay the learning rate exponentially (x e^-0.1 per epoch) "
                                 "after this many epochs.")
-    samplernn.add_argument("--momentum", type=float, default=0.9,
+    samplernn.add_argument("--momentum", type=float, default=S.momentum,
                            help="Momentum (sgd and rmsprop only).")
-    samplernn.add_argument("--checkpoint_every", type=int, default=1,
+    samplernn.add_argument("--checkpoint_every", type=int, default=S.checkpoint_every,
                            help="Checkpoint interval in epochs.")
-    samplernn.add_argument("--checkpoint_policy", default="All",
+    samplernn.add_argument("--checkpoint_policy", default=S.checkpoint_policy,
                            help="Always (or All): save every interval; Best: only when the "
                                 "validation loss improved.")
-    samplernn.add_argument("--max_checkpoints", type=int_or_none, default=5,
+    samplernn.add_argument("--max_checkpoints", type=int_or_none,
+                           default=run_defaults.max_checkpoints,
                            help="Checkpoints kept on disk; None keeps all.")
-    samplernn.add_argument("--early_stopping_patience", type=int, default=3,
+    samplernn.add_argument("--early_stopping_patience", type=int,
+                           default=S.early_stopping_patience,
                            help="Epochs without validation-loss improvement before stopping.")
-    add_bool(samplernn, "generate", True, "Generate audio after each new checkpoint")
-    samplernn.add_argument("--max_generate_per_epoch", type=int, default=1,
+    add_bool(samplernn, "generate", S.generate, "Generate audio after each new checkpoint")
+    samplernn.add_argument("--max_generate_per_epoch", type=int,
+                           default=S.max_generate_per_epoch,
                            help="Audio files generated after each checkpoint.")
-    samplernn.add_argument("--sample_rate", type=int, default=22050,
+    samplernn.add_argument("--sample_rate", type=int, default=S.sample_rate,
                            help="Sample rate of training (the data is resampled to it) and of "
                                 "generated audio.")
-    samplernn.add_argument("--output_file_dur", type=positive_float, default=3,
+    samplernn.add_argument("--output_file_dur", type=positive_float,
+                           default=S.output_file_dur,
                            help="Duration (seconds) of audio generated during training.")
-    samplernn.add_argument("--temperature", type=positive_float, nargs="+", default=[0.75],
+    samplernn.add_argument("--temperature", type=positive_float, nargs="+",
+                           default=list(S.temperature),
                            help="Sampling temperature(s) for audio generated during training "
                                 "(cycled over the files).")
-    samplernn.add_argument("--seed", default=None,
+    samplernn.add_argument("--seed", default=S.prime,
                            help="Audio file to prime generation during training.")
-    samplernn.add_argument("--seed_offset", default="0",
+    samplernn.add_argument("--seed_offset", default=S.prime_offset,
                            help="Start of the seed excerpt: samples (e.g. 16000) or seconds "
                                 "with an s suffix (e.g. 1.5s).")
-    samplernn.add_argument("--num_val_batches", type=int, default=1,
+    samplernn.add_argument("--num_val_batches", type=int, default=S.num_val_batches,
                            help="Batches of pieces reserved for validation.")
-    samplernn.add_argument("--steps_per_epoch", type=int, default=None,
+    samplernn.add_argument("--steps_per_epoch", type=int, default=S.steps_per_epoch,
                            help="Windows per epoch (default: the whole training set).")
-    add_bool(samplernn, "jit_compile", None,
+    add_bool(samplernn, "jit_compile", run_defaults.jit_compile,
              "Compile the training step with XLA; unset: true for SampleRNN, false for MusicVAE "
-             "(TensorFlow's graph mode ran its LSTM steps 15-30%% faster on a 2-core CPU)")
+             "(whose LSTM steps run faster in TensorFlow's graph mode, with compiled cell ops)")
 
     musicvae = parser.add_argument_group(
         "MusicVAE config overrides (default: the value in --config_file)")
-    for key, default in {**MUSICVAE_SEED_DEFAULTS, **MUSICVAE_EXTRA_DEFAULTS}.items():
+    for key, default in MUSICVAE_DEFAULTS.items():
         if isinstance(default, dict) or key in SHARED_FLAGS:
             continue
         kind = {bool: str2bool, int: int, float: float}.get(type(default), str)
@@ -105,7 +114,7 @@ def config_overrides(args):
     """{dotted.key: value} from the MusicVAE flags and --set (only those given; --batch_size and
     --learning_rate, shared with SampleRNN's training flags, are left to the caller)."""
     overrides = {}
-    for key in {**MUSICVAE_SEED_DEFAULTS, **MUSICVAE_EXTRA_DEFAULTS}:
+    for key in MUSICVAE_DEFAULTS:
         value = getattr(args, key, None)
         if value is not None and key not in SHARED_FLAGS:
             overrides[key] = value
@@ -133,11 +142,49 @@ def main(argv=None):
             config = with_overrides(config, overrides)
     except ConfigError as e:
         return fail(str(e))
+    from audiogen.training.run import prepare
+    options, task, flags = _run_options(args), _task(args, config), _flags(args, config)
+    try:
+        prepared = prepare(task, options)
+    except (ValueError, FileNotFoundError) as e:
+        return fail(str(e))
+    return prepared.execute(flags)
+
+
+def _run_options(args):
+    return RunOptions(id=args.id, logdir_root=args.logdir_root, resume=args.resume,
+                      resume_from=args.resume_from, max_checkpoints=args.max_checkpoints,
+                      jit_compile=args.jit_compile, verbose=args.verbose)
+
+
+def _task(args, config):
+    """The model's training task; TensorFlow is imported only once the flags are read."""
     if config["model"] == "musicvae":
-        from audiogen.cli.train_musicvae import run
-    else:
-        from audiogen.cli.train_samplernn import run
-    return run(args, config)
+        from audiogen.training.musicvae_task import MusicVAETask
+        return MusicVAETask(config)
+    from audiogen.training.samplernn_task import SampleRNNTask
+    given = {name: getattr(args, name) for name in _SAMPLERNN_FLAGS}
+    given = {k: v for k, v in given.items() if v is not None or k not in SHARED_FLAGS}
+    settings = S(prime=args.seed, prime_offset=args.seed_offset, **given)
+    return SampleRNNTask(config, settings, args.id)
+
+
+_SAMPLERNN_FLAGS = (
+    "data_dir", "num_epochs", "batch_size", "optimizer", "learning_rate",
+    "reduce_learning_rate_after", "momentum", "checkpoint_every", "checkpoint_policy",
+    "early_stopping_patience", "generate", "max_generate_per_epoch", "sample_rate",
+    "output_file_dur", "temperature", "num_val_batches", "steps_per_epoch", "output_dir")
+
+
+def _flags(args, config):
+    """The training arguments saved in the run (the flags, with SampleRNN's resolved batch size
+    and learning rate)."""
+    flags = {k: v for k, v in vars(args).items() if k != "set"}
+    if config["model"] == "samplernn":
+        for name in SHARED_FLAGS:
+            if flags[name] is None:
+                flags[name] = getattr(S, name)
+    return flags
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
-"""tf.data pipelines. Public names are imported lazily (importing TensorFlow is slow)."""
+"""tf.data pipelines: `audio_dataset` (SampleRNN windows), `melody_dataset` (MusicVAE slices).
+
+Both return `(train, validation, info)`. Public names are imported lazily (importing TensorFlow
+is slow).
+"""
 _PUBLIC = {
     "make_audio_datasets": ("audiogen.data.audio_dataset", "make_audio_datasets"),
     "AudioDatasets": ("audiogen.data.audio_dataset", "AudioDatasets"),
     "AudioDatasetInfo": ("audiogen.data.audio_dataset", "AudioDatasetInfo"),
     "make_melody_datasets": ("audiogen.data.melody_dataset", "make_melody_datasets"),
     "MelodyDatasets": ("audiogen.data.melody_dataset", "MelodyDatasets"),
+    "MelodyDatasetInfo": ("audiogen.data.melody_dataset", "MelodyDatasetInfo"),
 }
 __all__ = sorted(_PUBLIC)
 

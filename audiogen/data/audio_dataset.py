@@ -11,7 +11,6 @@ All counting (files, pieces, the validation split, steps per epoch) happens in P
 headers, before tf.data runs; decoding, resampling, quantization and windowing are graph ops.
 """
 import dataclasses
-import hashlib
 import os
 import warnings
 from typing import NamedTuple, Optional
@@ -22,6 +21,7 @@ import tensorflow as tf
 from audiogen.audio.io import SUPPORTED_EXTENSIONS, UnsupportedAudioError, decode_audio, \
     is_supported_path, probe_audio
 from audiogen.audio.quantize import num_levels, quantize, silence_level
+from audiogen.hashing import stable_digest
 
 # Memory the piece shuffle buffer may hold; the buffer holds at least one batch of pieces.
 SHUFFLE_BUFFER_BYTES = 256 * 2 ** 20
@@ -60,11 +60,11 @@ class AudioDatasets(NamedTuple):
 
     Args:
         train: `tf.data.Dataset`, reshuffled every epoch.
-        val: `tf.data.Dataset` in a fixed order, or None when `num_val_batches == 0`.
+        validation: `tf.data.Dataset` in a fixed order, or None when `num_val_batches == 0`.
         info: `AudioDatasetInfo`.
     """
     train: tf.data.Dataset
-    val: Optional[tf.data.Dataset]
+    validation: Optional[tf.data.Dataset]
     info: AudioDatasetInfo
 
 
@@ -96,7 +96,7 @@ def make_audio_datasets(data_dir, *, sample_rate, batch_size, seq_len, top_frame
         seed: `int`, shuffling seed (the validation split does not depend on it).
         num_parallel_calls: files decoded in parallel.
     Returns:
-        `AudioDatasets(train, val, info)`; elements are `(x, reset)`, `x` int32
+        `AudioDatasets(train, validation, info)`; elements are `(x, reset)`, `x` int32
         `[batch_size, seq_len + top_frame_size]`, `reset` bool `[]`.
     Raises:
         ValueError: bad arguments, no readable audio in `data_dir`, or too few pieces for the
@@ -139,9 +139,9 @@ def make_audio_datasets(data_dir, *, sample_rate, batch_size, seq_len, top_frame
         piece_len=piece_len, q_type=q_type, q_levels=levels, batch_size=batch_size,
         is_val=is_val, num_parallel_calls=num_parallel_calls)
     train = builder.build(table, validation=False, seed=seed, steps=info.train_steps)
-    val = builder.build(table, validation=True, seed=seed, steps=info.val_steps) \
+    validation = builder.build(table, validation=True, seed=seed, steps=info.val_steps) \
         if num_val_batches else None
-    return AudioDatasets(train, val, info)
+    return AudioDatasets(train, validation, info)
 
 
 def count_pieces(num_samples, seq_len, piece_len):
@@ -155,7 +155,7 @@ def count_pieces(num_samples, seq_len, piece_len):
 
 def piece_key(relative_path, index):
     """Stable sort key of a piece for the validation split (same on every run and machine)."""
-    return hashlib.sha1(f"{relative_path}\0{index}".encode("utf-8")).digest()
+    return stable_digest(f"{relative_path}\0{index}")
 
 
 # --- Python side: files, pieces, split ----------------------------------------------------------

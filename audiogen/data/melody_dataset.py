@@ -1,13 +1,13 @@
 """tf.data pipelines of melody slices for MusicVAE.
 
 `make_melody_datasets` extracts (or loads from the cache) the `slice_bar`-bar slices of the
-training and evaluation MIDI folders with `audiogen.midi.files.extract_corpus` and returns
-finite datasets of int32 `[batch, slice_bar * 16]` class tensors (see `audiogen.midi.melody`
+training and evaluation MIDI folders with `audiogen.midi.corpus.extract_corpus` and returns
+finite datasets of int32 `[batch, slice_bar * 16]` class tensors (see `audiogen.midi.encoding`
 for the 90-class encoding):
 
 * `train`: reshuffled every pass, optionally transposed at random, `drop_remainder=True`; one
   pass is one epoch (call `.repeat()` to train by steps).
-* `eval`: fixed order, no augmentation, `drop_remainder=False`.
+* `validation`: fixed order, no augmentation, `drop_remainder=False`.
 
 Without `eval_dir`, a share `eval_fraction` of the training folder's FILES is held out, chosen
 by a hash of each file's relative path (stable across runs and machines).
@@ -18,23 +18,20 @@ keeps its original pitches (shift 0) rather than being clipped, so no melody is 
 """
 import collections
 import dataclasses
-import hashlib
 
 import numpy as np
 import tensorflow as tf
 
-from audiogen.midi import files as midi_files
-from audiogen.midi import melody as mel
+from audiogen.hashing import stable_fraction
+from audiogen.midi.corpus import extract_corpus, list_midi_files
+from audiogen.midi.encoding import FIRST_PITCH_CLASS, NUM_CLASSES, STEPS_PER_BAR
 
-MelodyDatasets = collections.namedtuple("MelodyDatasets", ["train", "eval", "info"])
+MelodyDatasets = collections.namedtuple("MelodyDatasets", ["train", "validation", "info"])
 
 
 @dataclasses.dataclass
 class MelodyDatasetInfo:
-    """Sizes of the melody datasets and the extraction reports behind them.
-
-    Fields are also readable as `info["train_examples"]`.
-    """
+    """Sizes of the melody datasets and the extraction reports behind them."""
     slice_steps: int
     batch_size: int
     train_examples: int
@@ -48,12 +45,9 @@ class MelodyDatasetInfo:
     train_report: object = None
     eval_report: object = None
 
-    def __getitem__(self, key):
-        return getattr(self, key)
-
     def summary(self):
         """A few lines for the training log."""
-        bars = self.slice_steps // mel.STEPS_PER_BAR
+        bars = self.slice_steps // STEPS_PER_BAR
         lines = [f"Melody data: {self.train_examples} training slices of {bars} bars from "
                  f"{self.train_files} files ({self.steps_per_epoch} batches of "
                  f"{self.batch_size} per epoch"
@@ -79,10 +73,10 @@ def transpose_classes(classes, shift):
     """
     classes = tf.convert_to_tensor(classes)
     shift = tf.cast(shift, classes.dtype)
-    is_note = classes >= mel.FIRST_PITCH_CLASS
+    is_note = classes >= FIRST_PITCH_CLASS
     shifted = classes + shift
     fits = tf.logical_or(tf.logical_not(is_note), tf.logical_and(
-        shifted >= mel.FIRST_PITCH_CLASS, shifted < mel.NUM_CLASSES))
+        shifted >= FIRST_PITCH_CLASS, shifted < NUM_CLASSES))
     shift = tf.where(tf.reduce_all(fits), shift, tf.zeros_like(shift))
     return tf.where(is_note, classes + shift, classes)
 
@@ -90,14 +84,15 @@ def transpose_classes(classes, shift):
 def hold_out_files(names, eval_fraction):
     """Split relative file paths into (train, eval) by a stable hash of each path.
 
-    A file goes to eval when the first 8 hex digits of sha1(path), as a fraction of 2**32, are
-    below `eval_fraction`. With `eval_fraction` > 0 and at least 2 files, at least one file is
-    held out and at least one kept for training (the lowest / highest hashes).
+    A file goes to eval when `stable_fraction(path)` (the first 8 hex digits of sha1(path) as a
+    fraction of 2**32) is below `eval_fraction`. With `eval_fraction` > 0 and at least 2 files,
+    at least one file is held out and at least one kept for training (the lowest / highest
+    hashes).
     """
     names = sorted(names)
     if eval_fraction <= 0 or len(names) < 2:
         return names, []
-    score = {n: int(hashlib.sha1(n.encode("utf-8")).hexdigest()[:8], 16) / 2**32 for n in names}
+    score = {n: stable_fraction(n) for n in names}
     held = [n for n in names if score[n] < eval_fraction]
     if not held:
         held = [min(names, key=score.get)]
@@ -131,7 +126,7 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
     Args:
         train_dir: folder of MIDI files (searched recursively).
         eval_dir: folder of evaluation MIDI files, or None to hold out `eval_fraction` of the
-            files of `train_dir` (none when `eval_fraction` is 0: `eval` is then None).
+            files of `train_dir` (none when `eval_fraction` is 0: `validation` is then None).
         slice_bar: bars per example (`slice_bar * 16` steps).
         batch_size: examples per batch.
         max_slices_per_file: at most this many slices per file (random in training, first N in
@@ -141,7 +136,7 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
         seed: seeds slice subsets, shuffling and transposition.
         cache_dir: extraction cache folder (default: see `extract_corpus`).
     Returns:
-        `MelodyDatasets(train, eval, info)`; `info` is a `MelodyDatasetInfo` (sizes, the two
+        `MelodyDatasets(train, validation, info)`; `info` is a `MelodyDatasetInfo` (sizes, the two
         `ExtractionReport`s, `summary()`).
     Raises:
         ValueError when a folder yields no example (with the counts) or when there are fewer
@@ -151,30 +146,14 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     common = dict(slice_bar=slice_bar, max_slices_per_file=max_slices_per_file, seed=seed,
                   num_workers=num_workers, cache_dir=cache_dir)
-    held_out = eval_dir is None
-    if held_out:
-        train_names, eval_names = hold_out_files(midi_files.list_midi_files(train_dir),
-                                                 eval_fraction)
-        if not train_names:
-            raise ValueError(f"no MIDI files (.mid, .midi) found under {train_dir}: 0 files "
-                             f"found, 0 parsed, 0 examples")
-        train, train_report = midi_files.extract_corpus(train_dir, training=True,
-                                                        files=train_names, **common)
-        if eval_names:
-            try:
-                evals, eval_report = midi_files.extract_corpus(
-                    train_dir, training=False, files=eval_names, **common)
-            except ValueError as e:
-                raise ValueError(f"the {len(eval_names)} files held out for evaluation "
-                                 f"(eval_fraction={eval_fraction}) gave no example; set "
-                                 f"eval_dir or change eval_fraction. {e}") from None
-        else:
-            evals, eval_report = None, None
+    if eval_dir is None:
+        (train, train_report, train_names), (evals, eval_report, eval_names) = \
+            _extract_held_out(train_dir, eval_fraction, common)
     else:
-        train, train_report = midi_files.extract_corpus(train_dir, training=True, **common)
-        evals, eval_report = midi_files.extract_corpus(eval_dir, training=False, **common)
-        train_names = midi_files.list_midi_files(train_dir)
-        eval_names = midi_files.list_midi_files(eval_dir)
+        train, train_report = extract_corpus(train_dir, training=True, **common)
+        evals, eval_report = extract_corpus(eval_dir, training=False, **common)
+        train_names = list_midi_files(train_dir)
+        eval_names = list_midi_files(eval_dir)
 
     if len(train) < batch_size:
         raise ValueError(
@@ -182,9 +161,9 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
             f"batch_size={batch_size}: lower batch_size, raise max_slices_per_file "
             f"({max_slices_per_file}) or add MIDI files. {train_report.summary()}")
     train_ds = melody_dataset(train, batch_size, True, transpose_range, seed)
-    eval_ds = None if evals is None else melody_dataset(evals, batch_size, False)
+    validation_ds = None if evals is None else melody_dataset(evals, batch_size, False)
     info = MelodyDatasetInfo(
-        slice_steps=slice_bar * mel.STEPS_PER_BAR,
+        slice_steps=slice_bar * STEPS_PER_BAR,
         batch_size=batch_size,
         train_examples=int(len(train)),
         eval_examples=0 if evals is None else int(len(evals)),
@@ -192,8 +171,28 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
         eval_files=len(eval_names),
         steps_per_epoch=int(len(train)) // batch_size,
         eval_steps=0 if evals is None else -(-int(len(evals)) // batch_size),
-        held_out=held_out,
+        held_out=eval_dir is None,
         transpose_range=int(transpose_range),
         train_report=train_report,
         eval_report=eval_report)
-    return MelodyDatasets(train_ds, eval_ds, info)
+    return MelodyDatasets(train_ds, validation_ds, info)
+
+
+def _extract_held_out(train_dir, eval_fraction, common):
+    """`(train, report, names)` of the training files of `train_dir` and the same of the files
+    `hold_out_files` keeps for evaluation (`(None, None, [])` when none are)."""
+    train_names, eval_names = hold_out_files(list_midi_files(train_dir), eval_fraction)
+    if not train_names:
+        raise ValueError(f"no MIDI files (.mid, .midi) found under {train_dir}: 0 files "
+                         f"found, 0 parsed, 0 examples")
+    train, train_report = extract_corpus(train_dir, training=True, files=train_names, **common)
+    if not eval_names:
+        return (train, train_report, train_names), (None, None, eval_names)
+    try:
+        evals, eval_report = extract_corpus(train_dir, training=False, files=eval_names,
+                                            **common)
+    except ValueError as e:
+        raise ValueError(f"the {len(eval_names)} files held out for evaluation "
+                         f"(eval_fraction={eval_fraction}) gave no example; set "
+                         f"eval_dir or change eval_fraction. {e}") from None
+    return (train, train_report, train_names), (evals, eval_report, eval_names)

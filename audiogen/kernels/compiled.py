@@ -15,15 +15,14 @@ import warnings
 
 import tensorflow as tf
 
+from audiogen.files import user_cache_dir
+
 COMPILE_TIMEOUT_S = 600
 
 
 def kernel_dir():
     """Where the built libraries are kept."""
-    if os.environ.get("AUDIOGEN_KERNEL_DIR"):
-        return os.environ["AUDIOGEN_KERNEL_DIR"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "audiogen", "kernels")
+    return os.environ.get("AUDIOGEN_KERNEL_DIR") or user_cache_dir("kernels")
 
 
 def _cpu_flags():

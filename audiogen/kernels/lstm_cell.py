@@ -1,6 +1,6 @@
 """`LstmCellForward` / `LstmCellBackward`: the element-wise part of an LSTM step in one op each.
 
-Used by the whole-sequence LSTM loops of `audiogen.musicvae.layers` when training in a
+Used by the whole-sequence LSTM loops of `audiogen.rnn.lstm_sequence` when training in a
 TensorFlow graph: a step there is then the recurrent matrix product and one of these ops instead
 of ~20 small operations forward and as many backward (see `lstm_cell.cc` for the maths and
 layouts). Compiled on first use (see `audiogen.kernels.compiled`); `load()` returns None, with a

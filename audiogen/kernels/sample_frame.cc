@@ -12,12 +12,11 @@
 // the model's bfloat16 layers do; sums are float32.
 //
 // Why an op: XLA runs this loop on one thread, and converts bfloat16 weights to float32 on every
-// sample (the conversion is not hoisted out of the loop); at dim 1024 a sample took ~240 us. Here
-// the two products are split by 64-column blocks of the packed weights (stream_blocks.h) between
-// this thread and the intra-op threads, which stay in the op for the whole frame (`Crew`: waking
-// a pool thread per product, as ParallelFor does, cost ~30 us a product). Each thread takes the
-// same blocks sample after sample, so its share of a dim-1024 bfloat16 layer (1.25 MB) stays in
-// its core's L2 cache.
+// sample (the conversion is not hoisted out of the loop). Here the two products are split by
+// 64-column blocks of the packed weights (stream_blocks.h) between this thread and the intra-op
+// threads, which stay in the op for the whole frame (`Crew`: waking a pool thread per product, as
+// ParallelFor does, costs more than a small product). Each thread takes the same blocks sample
+// after sample, so its share of a dim-1024 bfloat16 layer (1.25 MB) stays in its core's L2 cache.
 #include <atomic>
 #include <cmath>
 #include <cstdint>

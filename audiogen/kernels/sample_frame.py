@@ -1,6 +1,6 @@
 """`SampleFrame`: the samples of one bottom frame of SampleRNN generation in one op.
 
-Used by the stream engine of `audiogen.samplernn.sampler` for its per-sample loop: the
+Used by the stream engine of `audiogen.samplernn.engines` for its per-sample loop: the
 sample-level MLP and the inverse-CDF draw of each of the frame's samples, with the two products
 split between the intra-op threads (see `sample_frame.cc`). Compiled on first use (see
 `audiogen.kernels.compiled`); `load()` returns None, with a warning, when that is impossible,

@@ -70,8 +70,8 @@ void block_rows(const float* x, int64_t ldx, const T* w, int64_t K, float* y, in
     for (int j = 0; j < 4; ++j) acc[m][j] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const T* row = w + k * kBlock;
-    // Ask for the rows kPrefetchRows ahead (past the block's end: the next block's, contiguous):
-    // measured 13.0-13.4 ms against 14.9-19.3 for a dim-1024 tier step at 4 rows.
+    // Ask for the rows kPrefetchRows ahead (past the block's end: the next block's, contiguous),
+    // which keeps the stream ahead of the hardware prefetchers at a few rows.
     const char* ahead = reinterpret_cast<const char*>(row + kPrefetchRows * kBlock);
     for (size_t line = 0; line < kBlock * sizeof(T); line += 64) {
       _mm_prefetch(ahead + line, _MM_HINT_T0);

@@ -13,8 +13,8 @@
 // blocks of 64; each walks W in panels of kPanelRows rows, and within a panel block by block, the
 // 4 x 64 results of a block accumulated in registers over the panel's rows and added to y in
 // memory between panels. A panel's rows are read as one short stream each, which the hardware
-// prefetchers follow (a 1024 x 3072 weight at 4 rows, both threads: 18.6-20.4 GB/s against
-// 17.1-18.8 packed; a block walked down all K rows at once, 4 KB apart: 7.5-9.5 GB/s).
+// prefetchers follow (faster than the packed layout for one row; a block walked down all K rows
+// at once, 4 KB apart, would defeat them).
 //
 // Built by audiogen/kernels/stream_matmul.py with -march=native: AVX-512 intrinsics when the CPU
 // has them, otherwise plain loops the compiler vectorizes.

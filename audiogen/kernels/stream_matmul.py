@@ -2,17 +2,16 @@
 
 Generating with a large SampleRNN (dim 1024) is a loop of products `[num_seqs, K] @ [K, N]` with
 weights far larger than the caches, so each product is bound by how fast its weight streams from
-memory. TensorFlow's own kernels stream well below that at 1-16 rows here (XLA 13-15 GB/s at one
-row and 7.5 GB/s at four, oneDNN 18-20 and 6.5, against 17-21 GB/s for a plain two-thread read),
-and their bfloat16 products read no faster than their float32 ones, so halving the bytes gained
-nothing. The ops in `stream_matmul.cc` read each weight exactly once per product for all rows,
-split between the intra-op threads: packed `[N / 64, K, 64]` (every 64-column block one
+memory. TensorFlow's own kernels stream well below that speed at 1-16 rows (and below a plain
+two-thread read of the same bytes), and their bfloat16 products read no faster than their
+float32 ones, so halving the bytes gains nothing with them. The ops in `stream_matmul.cc` read
+each weight exactly once per product for all rows, split between the intra-op threads: packed `[N / 64, K, 64]` (every 64-column block one
 contiguous stream), bfloat16 weights widened in registers (half the bytes); or, for one row in
 float32, the weight as it is, in panels of rows.
 
 The op runs in TensorFlow graphs, not inside XLA-compiled functions. It is compiled on first use
-(~15 s, once; see `audiogen.kernels.compiled`); `load()` returns None, with a warning naming the
-reason, when that is impossible (callers then use TensorFlow's products).
+(once; see `audiogen.kernels.compiled`); `load()` returns None, with a warning naming the
+reason, when that is impossible. Whether it is used is decided by `audiogen.kernels.dispatch`.
 """
 import functools
 import os
@@ -39,9 +38,8 @@ def load():
 def pack(op_module, kernel, dtype, rows=1):
     """The weight `[K, N]` as the ops read it for products with `rows` rows in `dtype`: packed
     `[ceil(N / 64), K, 64]` (columns zero-padded to a whole block), or, in float32 for one row,
-    as it is (`StreamMatMulPlain` reads it in place: no copy; 1,000 samples of one sequence with
-    the default config, alternated in one process: 752 samples/s against 691 packed, while at 4
-    rows the packed layout streams faster: 2,337 against 1,928)."""
+    as it is (`StreamMatMulPlain` reads it in place, without a copy, which streams one row
+    fastest; for several rows the packed layout streams faster)."""
     kernel = tf.convert_to_tensor(kernel, tf.float32)
     if dtype == tf.float32 and rows == 1:
         return kernel

@@ -1,29 +1,35 @@
 """audiogen.midi: MIDI files <-> NoteSequences <-> 90-class melody tensors (note-seq glue).
 
-`audiogen.midi.melody`: encoding constants, extraction rules, slicing, melody -> NoteSequence.
-`audiogen.midi.files`: reading/writing MIDI files, corpus extraction with cache and report.
-Names are imported lazily (note-seq takes ~2 s to import).
+* `encoding`: the 90-class encoding (constants, class <-> pitch, classes -> notes); no note-seq.
+* `melody`: `Melody`, extraction from NoteSequences, melody -> NoteSequence.
+* `slicing`: fixed-length training slices of melodies.
+* `piano_roll`: a melody as a `[88, T]` image.
+* `files`: reading and writing single MIDI files.
+* `rejections`, `report`, `corpus_cache`, `corpus`: extracting a whole folder (why files give
+  nothing, what was read and kept, the on-disk cache, the worker pool).
+
+Names are imported lazily (note-seq is slow to import). Nothing here imports TensorFlow.
 """
 _PUBLIC = {
-    "NUM_CLASSES": "audiogen.midi.melody",
-    "NO_EVENT": "audiogen.midi.melody",
-    "NOTE_OFF": "audiogen.midi.melody",
-    "FIRST_PITCH_CLASS": "audiogen.midi.melody",
-    "MIN_PITCH": "audiogen.midi.melody",
-    "MAX_PITCH": "audiogen.midi.melody",
-    "STEPS_PER_BAR": "audiogen.midi.melody",
+    "NUM_CLASSES": "audiogen.midi.encoding",
+    "NO_EVENT": "audiogen.midi.encoding",
+    "NOTE_OFF": "audiogen.midi.encoding",
+    "FIRST_PITCH_CLASS": "audiogen.midi.encoding",
+    "MIN_PITCH": "audiogen.midi.encoding",
+    "MAX_PITCH": "audiogen.midi.encoding",
+    "STEPS_PER_BAR": "audiogen.midi.encoding",
     "Melody": "audiogen.midi.melody",
     "extract_melodies": "audiogen.midi.melody",
-    "melody_slices": "audiogen.midi.melody",
+    "melody_slices": "audiogen.midi.slicing",
     "melody_to_note_sequence": "audiogen.midi.melody",
     "read_midi": "audiogen.midi.files",
     "write_midi": "audiogen.midi.files",
     "melodies_from_midi": "audiogen.midi.files",
     "midi_to_slices": "audiogen.midi.files",
     "first_melody_slice": "audiogen.midi.files",
-    "extract_corpus": "audiogen.midi.files",
-    "ExtractionReport": "audiogen.midi.files",
     "MidiReadError": "audiogen.midi.files",
+    "extract_corpus": "audiogen.midi.corpus",
+    "ExtractionReport": "audiogen.midi.report",
 }
 __all__ = sorted(_PUBLIC)
 

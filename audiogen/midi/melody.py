@@ -1,11 +1,8 @@
-"""Monophonic melodies: the 90-class encoding, extraction from NoteSequences, slicing, and back.
+"""Monophonic melodies and NoteSequences: `Melody` / `MelodyStats`, extraction, and the way back.
 
-Encoding (one class per sixteenth-note step, 16 steps per 4/4 bar):
-
-* `NO_EVENT` (0): nothing happens; the sounding note is held, or the rest goes on.
-* `NOTE_OFF` (1): the sounding note stops.
-* `2 + (pitch - 21)` for pitches 21 (A0) .. 108 (C8), the 88 piano keys: a new note starts
-  (and ends the note sounding before it).
+This module owns the note-seq side of melodies: `extract_melodies` reads the melodies of a
+NoteSequence, `melody_to_note_sequence` turns classes back into one. The 90-class encoding itself
+is `audiogen.midi.encoding`; cutting melodies into training slices is `audiogen.midi.slicing`.
 
 Extraction rules (`extract_melodies`):
 
@@ -41,56 +38,9 @@ with warnings.catch_warnings():  # note_seq imports pydub, which warns about a m
     import note_seq
     from note_seq import music_pb2, sequences_lib
 
-# === Encoding ===
-NO_EVENT = 0
-NOTE_OFF = 1
-FIRST_PITCH_CLASS = 2
-MIN_PITCH = 21
-MAX_PITCH = 108
-NUM_PITCHES = MAX_PITCH - MIN_PITCH + 1          # 88
-NUM_CLASSES = FIRST_PITCH_CLASS + NUM_PITCHES    # 90
-
-# === Time grid ===
-STEPS_PER_QUARTER = 4
-STEPS_PER_BAR = 16
-GAP_BARS = 1
-DEFAULT_QPM = 120.0
-DEFAULT_VELOCITY = 80
-
-
-def pitch_to_class(pitch):
-    """Class of a MIDI pitch in 21..108 (ValueError outside)."""
-    if not MIN_PITCH <= pitch <= MAX_PITCH:
-        raise ValueError(f"pitch {pitch} is outside the encoded range {MIN_PITCH}..{MAX_PITCH}")
-    return FIRST_PITCH_CLASS + int(pitch) - MIN_PITCH
-
-
-def class_to_pitch(cls):
-    """MIDI pitch of a note-on class (ValueError for NO_EVENT, NOTE_OFF or out of range)."""
-    if not FIRST_PITCH_CLASS <= cls < NUM_CLASSES:
-        raise ValueError(
-            f"class {cls} is not a note-on class ({FIRST_PITCH_CLASS}..{NUM_CLASSES - 1})")
-    return int(cls) - FIRST_PITCH_CLASS + MIN_PITCH
-
-
-def validate_classes(classes):
-    """`classes` as an int32 array `[num_steps]`; ValueError when not 1-D or out of 0..89."""
-    array = np.asarray(classes)
-    if array.ndim != 1:
-        raise ValueError(f"a melody must be a 1-D sequence of classes, got shape {array.shape}")
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        if not np.all(np.equal(np.mod(array, 1), 0)):
-            raise ValueError("melody classes must be integers")
-    array = array.astype(np.int32)
-    if array.size and (array.min() < 0 or array.max() >= NUM_CLASSES):
-        raise ValueError(f"melody classes must lie in 0..{NUM_CLASSES - 1}, "
-                         f"got values {array.min()}..{array.max()}")
-    return array
-
-
-def has_note_on(classes):
-    """True where a slice (last axis) holds at least one note-on."""
-    return np.any(np.asarray(classes) >= FIRST_PITCH_CLASS, axis=-1)
+from audiogen.midi.encoding import (
+    DEFAULT_QPM, DEFAULT_VELOCITY, FIRST_PITCH_CLASS, GAP_BARS, MAX_PITCH, MIN_PITCH, NO_EVENT,
+    NOTE_OFF, STEPS_PER_BAR, STEPS_PER_QUARTER, classes_to_notes, validate_classes)
 
 
 # === Data ===
@@ -218,6 +168,21 @@ def melodies_from_quantized(quantized, gap_bars=GAP_BARS, segment=0, segment_sta
     stats = stats if stats is not None else MelodyStats()
     qpm = segment_qpm(quantized)
     gap = int(gap_bars * STEPS_PER_BAR)
+    by_instrument = _pitched_notes_by_instrument(quantized, stats)
+    melodies = []
+    for instrument in sorted(by_instrument):
+        for group in _split_at_rests(_monophonic(by_instrument[instrument], stats), gap):
+            melodies.append(Melody(
+                classes=_encode_notes(group), instrument=instrument, program=group[0][3],
+                segment=segment, start_step=group[0][1] - group[0][1] % STEPS_PER_BAR,
+                segment_start_time=segment_start_time, qpm=qpm))
+    melodies.sort(key=lambda m: (m.start_step, m.instrument))
+    stats.melodies += len(melodies)
+    return melodies
+
+
+def _pitched_notes_by_instrument(quantized, stats):
+    """Rule 3: `{instrument: [notes]}` without drums, silent notes and pitches outside 21..108."""
     by_instrument = {}
     for note in quantized.notes:
         if note.is_drum:
@@ -229,37 +194,36 @@ def melodies_from_quantized(quantized, gap_bars=GAP_BARS, segment=0, segment_sta
             stats.out_of_range_notes += 1
             continue
         by_instrument.setdefault(note.instrument, []).append(note)
+    return by_instrument
 
-    melodies = []
-    for instrument in sorted(by_instrument):
-        notes = sorted(by_instrument[instrument],
-                       key=lambda n: (n.quantized_start_step, -n.pitch))
-        mono = []   # [pitch, start, end, program]
-        for note in notes:
-            start = note.quantized_start_step
-            end = max(note.quantized_end_step, start + 1)
-            if mono and start == mono[-1][1]:
-                stats.polyphonic_notes += 1       # a higher note already starts here
-                continue
-            if mono and mono[-1][2] > start:
-                mono[-1][2] = start               # the later onset ends the sounding note
-            mono.append([note.pitch, start, end, note.program])
-        groups, current = [], []
-        for item in mono:
-            if current and item[1] - current[-1][2] >= gap:
-                groups.append(current)
-                current = []
-            current.append(item)
-        if current:
+
+def _monophonic(notes, stats):
+    """Rule 4: `[[pitch, start, end, program]]` of one instrument's notes, non-overlapping."""
+    notes = sorted(notes, key=lambda n: (n.quantized_start_step, -n.pitch))
+    mono = []
+    for note in notes:
+        start = note.quantized_start_step
+        end = max(note.quantized_end_step, start + 1)
+        if mono and start == mono[-1][1]:
+            stats.polyphonic_notes += 1       # a higher note already starts here
+            continue
+        if mono and mono[-1][2] > start:
+            mono[-1][2] = start               # the later onset ends the sounding note
+        mono.append([note.pitch, start, end, note.program])
+    return mono
+
+
+def _split_at_rests(mono, gap):
+    """Rule 5: the monophonic notes cut into groups wherever a rest lasts `gap` steps or more."""
+    groups, current = [], []
+    for item in mono:
+        if current and item[1] - current[-1][2] >= gap:
             groups.append(current)
-        for group in groups:
-            melodies.append(Melody(
-                classes=_encode_notes(group), instrument=instrument, program=group[0][3],
-                segment=segment, start_step=group[0][1] - group[0][1] % STEPS_PER_BAR,
-                segment_start_time=segment_start_time, qpm=qpm))
-    melodies.sort(key=lambda m: (m.start_step, m.instrument))
-    stats.melodies += len(melodies)
-    return melodies
+            current = []
+        current.append(item)
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _encode_notes(notes):
@@ -306,75 +270,7 @@ def extract_melodies(sequence, gap_bars=GAP_BARS):
     return melodies, stats
 
 
-# === Slicing ===
-
-def melody_windows(classes, slice_steps, hop_steps=STEPS_PER_BAR):
-    """All windows of `slice_steps` steps lying inside `classes`, every `hop_steps` steps.
-
-    Returns int32 `[num_windows, slice_steps]` (possibly 0 windows).
-    """
-    classes = np.asarray(classes, np.int32)
-    if len(classes) < slice_steps:
-        return np.zeros((0, slice_steps), np.int32)
-    starts = range(0, len(classes) - slice_steps + 1, hop_steps)
-    return np.stack([classes[s:s + slice_steps] for s in starts]).astype(np.int32)
-
-
-@dataclasses.dataclass
-class SliceStats:
-    windows: int = 0
-    silent: int = 0          # windows without a note-on (dropped)
-    duplicates: int = 0      # windows equal to an earlier one (dropped)
-
-
-def melody_slices(melodies, slice_bar, hop_bars=1):
-    """Unique windows of `slice_bar` bars with a `hop_bars` hop over `melodies`.
-
-    Windows must lie wholly inside a melody. Windows without a note-on and repeats of an earlier
-    window are dropped; order is that of first appearance. Returns
-    `(int32 [num_slices, slice_bar * 16], SliceStats)`.
-    """
-    slice_steps = slice_bar * STEPS_PER_BAR
-    stats = SliceStats()
-    seen = set()
-    kept = []
-    for melody in melodies:
-        classes = melody.classes if isinstance(melody, Melody) else melody
-        windows = melody_windows(classes, slice_steps, hop_bars * STEPS_PER_BAR)
-        stats.windows += len(windows)
-        for window in windows:
-            if not has_note_on(window):
-                stats.silent += 1
-                continue
-            key = window.tobytes()
-            if key in seen:
-                stats.duplicates += 1
-                continue
-            seen.add(key)
-            kept.append(window)
-    array = np.stack(kept) if kept else np.zeros((0, slice_steps), np.int32)
-    return array.astype(np.int32), stats
-
-
 # === Back to notes ===
-
-def classes_to_notes(classes):
-    """`[(pitch, start_step, end_step)]` of a melody's classes (a note lasts to the end)."""
-    classes = validate_classes(classes)
-    notes = []
-    current = None
-    for step, cls in enumerate(classes):
-        if cls == NO_EVENT:
-            continue
-        if current is not None:
-            notes.append((current[0], current[1], step))
-            current = None
-        if cls >= FIRST_PITCH_CLASS:
-            current = (int(cls) - FIRST_PITCH_CLASS + MIN_PITCH, step)
-    if current is not None:
-        notes.append((current[0], current[1], len(classes)))
-    return notes
-
 
 def melody_to_note_sequence(classes, qpm=DEFAULT_QPM, velocity=DEFAULT_VELOCITY, program=0,
                             instrument=0, gap_bars=0):

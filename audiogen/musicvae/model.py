@@ -4,13 +4,15 @@ import copy
 import keras
 import tensorflow as tf
 
-from audiogen.config import MUSICVAE_SEED_DEFAULTS, STEPS_PER_BAR
-from audiogen.musicvae.layers import VOCAB_SIZE, Encoder, FlatDecoder, HierarchicalDecoder
-from audiogen.training.losses import (
+from audiogen.config import DEFAULTS
+from audiogen.midi.encoding import NUM_CLASSES, STEPS_PER_BAR
+from audiogen.musicvae.decoders import FlatDecoder, HierarchicalDecoder
+from audiogen.musicvae.encoder import Encoder
+from audiogen.losses import (
     LN2, free_bits_kl_penalty, kl_divergence_diag_normal, sequence_cross_entropy)
-from audiogen.training.schedules import SAMPLING_SCHEDULES, beta_schedule, sampling_probability
+from audiogen.schedules import SAMPLING_SCHEDULES, beta_schedule, sampling_probability
 
-_DEFAULTS = MUSICVAE_SEED_DEFAULTS
+_DEFAULTS = DEFAULTS["musicvae"]
 # The model code has no Python control flow on tensors (its loops are explicit `tf.while_loop`s),
 # so AutoGraph's source transformation is skipped: it was about half of the tracing time of a
 # train step (seconds per compile).
@@ -38,7 +40,7 @@ class MusicVAE(keras.Model):
     Training minimises `r_loss + beta * mean_batch(max(KL - free_bits * ln 2, 0))` where `r_loss`
     is the softmax cross-entropy summed over time and averaged over the batch (nats), the KL of
     each example is summed over z and the free bits apply to that total (see
-    `audiogen.training.losses.free_bits_kl_penalty`). `beta` follows `beta_schedule` and the
+    `audiogen.losses.free_bits_kl_penalty`). `beta` follows `beta_schedule` and the
     scheduled-sampling probability follows `sampling_probability`, both at the optimizer's
     iteration count. With the constant schedule at rate 0 the decoder is teacher forced on the
     fast whole-sequence path; otherwise it runs the step loop, drawing the next input from the
@@ -86,7 +88,7 @@ class MusicVAE(keras.Model):
                  decoder_params=None, n_subsequences=_DEFAULTS["n_subsequences"],
                  c_size=_DEFAULTS["c_size"], conductor_params=None,
                  free_bits=_DEFAULTS["free_bits"], beta_settings=None, sampling_settings=None,
-                 max_grad_norm=1.0, vocab_size=VOCAB_SIZE, precision="float32", **kwargs):
+                 max_grad_norm=1.0, vocab_size=NUM_CLASSES, precision="float32", **kwargs):
         super().__init__(**kwargs)
         # === Config ===
         self.seq_len = int(seq_len)
@@ -139,12 +141,6 @@ class MusicVAE(keras.Model):
         """Create every variable (called by the constructor; no data needed)."""
         self.encoder.build((None, self.seq_len))
         self.decoder.build((None, self.seq_len))
-
-    def build_for_batch(self, batch_size=1):
-        """Kept for callers that build before restoring: the constructor has already created
-        every variable, so this only checks that a `[batch_size, seq_len]` batch goes through."""
-        self(tf.zeros([batch_size, self.seq_len], tf.int32))
-        return self
 
     @property
     def teacher_forcing_only(self):

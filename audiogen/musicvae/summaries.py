@@ -1,25 +1,13 @@
-"""TensorBoard summaries of a MusicVAE in training: latent histograms and piano rolls."""
+"""TensorBoard summaries of a MusicVAE in training: latent histograms and piano-roll images.
+
+The roll of one melody is `audiogen.midi.piano_roll`; this module lays rolls out side by side
+(`comparison_image`) and writes them with the latent histograms (`AdvancedSummaries`).
+"""
 import keras
 import numpy as np
 import tensorflow as tf
 
-NUM_PITCHES = 88
-FIRST_PITCH_CLASS = 2  # classes: 0 no event, 1 note-off, 2.. pitches 21..108
-
-
-def piano_roll(classes):
-    """`int [T]` melody classes -> `uint8 [88, T]` roll (255 where a note sounds, top = high)."""
-    classes = np.asarray(classes)
-    roll = np.zeros((NUM_PITCHES, len(classes)), np.uint8)
-    pitch = None
-    for t, c in enumerate(classes):
-        if c == 1:
-            pitch = None
-        elif c >= FIRST_PITCH_CLASS:
-            pitch = c - FIRST_PITCH_CLASS
-        if pitch is not None:
-            roll[NUM_PITCHES - 1 - pitch, t] = 255
-    return roll
+from audiogen.midi.piano_roll import piano_roll
 
 
 def comparison_image(originals, reconstructions):

@@ -8,8 +8,16 @@ import keras
 import tensorflow as tf
 
 from audiogen.audio.quantize import num_levels
-from audiogen.samplernn.layers import FrameTier, SampleMLP, levels_to_inputs
-from audiogen.training.losses import nats_to_bits
+from audiogen.config import DEFAULTS
+from audiogen.samplernn.frame_tier import FrameTier, levels_to_inputs
+from audiogen.samplernn.sample_mlp import SampleMLP
+from audiogen.losses import nats_to_bits
+
+
+_DEFAULTS = DEFAULTS["samplernn"]
+# The constructor's arguments, which a resolved config holds under the same names.
+CONFIG_KEYS = ("frame_sizes", "dim", "rnn_type", "num_rnn_layers", "q_type", "q_levels",
+               "emb_size", "skip_conn", "seq_len", "max_grad_norm", "precision")
 
 
 class _Untracked:
@@ -66,9 +74,12 @@ class SampleRNN(keras.Model):
     Model", ICLR 2017. Differences: no weight normalization; gradient clipping by global norm.
     """
 
-    def __init__(self, frame_sizes=(16, 64), dim=1024, rnn_type="gru", num_rnn_layers=4,
-                 q_type="mu-law", q_levels=256, emb_size=256, skip_conn=False, seq_len=1024,
-                 max_grad_norm=1.0, precision="float32", **kwargs):
+    def __init__(self, frame_sizes=_DEFAULTS["frame_sizes"], dim=_DEFAULTS["dim"],
+                 rnn_type=_DEFAULTS["rnn_type"], num_rnn_layers=_DEFAULTS["num_rnn_layers"],
+                 q_type=_DEFAULTS["q_type"], q_levels=_DEFAULTS["q_levels"],
+                 emb_size=_DEFAULTS["emb_size"], skip_conn=_DEFAULTS["skip_conn"],
+                 seq_len=_DEFAULTS["seq_len"], max_grad_norm=_DEFAULTS["max_grad_norm"],
+                 precision=_DEFAULTS["precision"], **kwargs):
         super().__init__(**kwargs)
         frame_sizes = [int(f) for f in frame_sizes]
         if not frame_sizes or any(b <= a or b % a for a, b in zip(frame_sizes, frame_sizes[1:])):
@@ -104,6 +115,11 @@ class SampleRNN(keras.Model):
         self.bits_tracker = keras.metrics.Mean(name="bits_per_sample")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
         self._untracked = _Untracked()
+
+    @classmethod
+    def from_run_config(cls, config):
+        """A model from a resolved audiogen SampleRNN config (`audiogen.config.load_config`)."""
+        return cls(**{k: config[k] for k in CONFIG_KEYS})
 
     # --- structure ------------------------------------------------------------------------------
 
@@ -296,11 +312,8 @@ class SampleRNN(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(frame_sizes=list(self.frame_sizes), dim=self.dim, rnn_type=self.rnn_type,
-                      num_rnn_layers=self.num_rnn_layers, q_type=self.q_type,
-                      q_levels=self.q_levels, emb_size=self.emb_size, skip_conn=self.skip_conn,
-                      seq_len=self.seq_len, max_grad_norm=self.max_grad_norm,
-                      precision=self.precision)
+        config.update({k: getattr(self, k) for k in CONFIG_KEYS})
+        config["frame_sizes"] = list(self.frame_sizes)
         return config
 
     @classmethod

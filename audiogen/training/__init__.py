@@ -1,1 +1,1 @@
-"""What both models share in training: callbacks, checkpoints, schedules, loss maths."""
+"""What both models share in training: the run, its tasks, callbacks, checkpoints, optimizers."""

@@ -1,4 +1,5 @@
-"""Priming ("seed") audio for SampleRNN generation: an excerpt of a file, quantized."""
+"""Priming audio for SampleRNN generation (`--seed` on the command line): an excerpt of a file,
+quantized."""
 import numpy as np
 
 from audiogen.audio.io import load_audio
@@ -6,7 +7,7 @@ from audiogen.audio.quantize import quantize
 
 
 def parse_offset(text, sample_rate):
-    """`seed_offset` in samples: `16000` is samples, `1.5s` is seconds."""
+    """The prime's start (`--seed_offset`) in samples: `16000` is samples, `1.5s` is seconds."""
     text = str(text).strip()
     try:
         if text.endswith("s"):
@@ -21,7 +22,7 @@ def parse_offset(text, sample_rate):
     return samples
 
 
-def load_seed_levels(path, offset, sample_rate, num_samples, q_type, q_levels):
+def load_prime_levels(path, offset, sample_rate, num_samples, q_type, q_levels):
     """`int32 [num_samples]` levels of `path` from sample `offset` (at `sample_rate`).
 
     Raises ValueError naming the file when the offset leaves no audio.

@@ -1,16 +1,13 @@
 """The recurrent part of a GRU layer over a whole sequence, with a hand-written gradient.
 
-The GRU is Keras's "reset after" form (Cho et al. 2014, https://arxiv.org/abs/1406.1078, as in
-cuDNN): with input pre-activations `x = [x_z, x_r, x_n]` and `g = h @ R + b = [g_z, g_r, g_n]`,
+The cell is `audiogen.rnn.cells.gru_cell` (Keras's "reset after" form), which the tests hold this
+recurrence to, in value and gradient. The forward loop keeps the gates the backward loop needs.
 
-    z = sigmoid(x_z + g_z),  r = sigmoid(x_r + g_r),  n = tanh(x_n + r * g_n),
-    h' = z * h + (1 - z) * n.
-
-Automatic differentiation of a `tf.scan` over that step accumulates the gradient of `R` inside
-the backward loop (one small matmul per step) and keeps per-step temporaries in TensorArrays; under
-XLA on CPU that made the frame tiers about half of a SampleRNN training step. Here the backward
-loop does only `dh_{t-1} = ... + dg_t @ R^T` per step; the gradients of `R` and `b` are one large
-matmul and one sum over all steps after the loop.
+Automatic differentiation of a `tf.scan` over the cell accumulates the gradient of `R` inside the
+backward loop (one small matmul per step) and keeps per-step temporaries in TensorArrays, which
+under XLA on CPU dominated the frame tiers' cost. Here the backward loop does only
+`dh_{t-1} = ... + dg_t @ R^T` per step; the gradients of `R` and `b` are one large matmul and one
+sum over all steps after the loop.
 
 With a bfloat16 matmul dtype the recurrent kernel is cast once, before the loop; the products
 `h @ R`, `dg @ R^T` and the kernel gradient run in bfloat16, everything else in float32.

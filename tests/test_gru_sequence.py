@@ -4,17 +4,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from audiogen.samplernn.gru import gru_sequence
+from audiogen.rnn.cells import gru_cell
+from audiogen.rnn.gru_sequence import gru_sequence
 
 
 def plain_gru_sequence(gx, kernel, bias, h0):
-    """Keras "reset after" GRU over time, step by step, differentiated automatically (float32)."""
+    """The reference GRU cell over time, step by step, differentiated automatically
+    (float32)."""
     h, outputs = h0, []
     for t in range(gx.shape[0]):
-        x_z, x_r, x_n = tf.split(gx[t], 3, axis=-1)
-        g_z, g_r, g_n = tf.split(tf.matmul(h, kernel) + bias, 3, axis=-1)
-        z, r = tf.sigmoid(x_z + g_z), tf.sigmoid(x_r + g_r)
-        h = z * h + (1.0 - z) * tf.tanh(x_n + r * g_n)
+        h = gru_cell(gx[t], tf.matmul(h, kernel) + bias, h)
         outputs.append(h)
     return tf.stack(outputs)
 

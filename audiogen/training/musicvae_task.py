@@ -1,0 +1,77 @@
+"""MusicVAE in the shared training run: melody datasets, the model, a step-based schedule.
+
+Keras epochs are evaluation periods here: one "epoch" is `evaluate_interval` optimizer steps,
+after which the model is evaluated on the validation set and checkpointed (latest and best), so
+checkpoints are numbered by step.
+"""
+import keras
+
+from audiogen.data.melody_dataset import make_melody_datasets
+from audiogen.musicvae.model import MusicVAE
+from audiogen.musicvae.summaries import AdvancedSummaries
+from audiogen.training.checkpoints import resolve_checkpoint
+from audiogen.training.optimizers import FusedAdam
+from audiogen.training.run import Datasets, TrainingTask, epochs_for_steps
+
+ARCHITECTURE_KEYS = ("slice_bar", "z_size", "encoder_params", "use_hier", "decoder_params",
+                     "n_subsequences", "c_size", "conductor_params")
+
+
+class MusicVAETask(TrainingTask):
+    """A MusicVAE training run; `config` a resolved MusicVAE config (it holds every setting)."""
+    keeps_best = True
+
+    def __init__(self, config):
+        self.config = config
+        self.steps_per_checkpoint = config["evaluate_interval"]
+        self.tensorboard_update_freq = config["print_interval"]
+
+    def check(self):
+        if not self.config["train_dir"]:
+            raise ValueError("MusicVAE training needs train_dir: set it in the config file or "
+                             "pass --train_dir")
+
+    def configured_resume(self):
+        path = self.config["ckpt_path"]
+        return resolve_checkpoint(path) if path else None
+
+    def compared_config(self):
+        return {k: self.config[k] for k in ARCHITECTURE_KEYS}
+
+    def datasets(self):
+        c = self.config
+        data = make_melody_datasets(
+            c["train_dir"], c["eval_dir"], slice_bar=c["slice_bar"], batch_size=c["batch_size"],
+            max_slices_per_file=c["max_slices_per_file"], transpose_range=c["transpose_range"],
+            eval_fraction=c["eval_fraction"], num_workers=c["num_workers"])
+        return Datasets(data.train, data.validation, data.info.summary())
+
+    def build_model(self):
+        return MusicVAE.from_run_config(self.config)
+
+    def build_optimizer(self):
+        return FusedAdam(self.config["learning_rate"])
+
+    def epochs(self):
+        c = self.config
+        epochs = epochs_for_steps(c["num_steps"], c["evaluate_interval"])
+        if epochs * c["evaluate_interval"] != c["num_steps"]:
+            print(f"Training {epochs * c['evaluate_interval']} steps: num_steps rounded up to a "
+                  f"multiple of evaluate_interval ({c['evaluate_interval']})")
+        return epochs
+
+    def log_every(self):
+        return self.config["print_interval"]
+
+    def fit_options(self, data):
+        return {"x": data.train.repeat(), "steps_per_epoch": self.config["evaluate_interval"]}
+
+    def callbacks(self, run):
+        c = self.config
+        callbacks = [keras.callbacks.ReduceLROnPlateau(
+            monitor=run.monitor, factor=c["lr_scheduler_factor"],
+            patience=c["lr_scheduler_patience"], verbose=1)]
+        if run.data.validation is not None:
+            callbacks.append(AdvancedSummaries(next(iter(run.data.validation)),
+                                               run.writer("advanced"), c["advanced_interval"]))
+        return callbacks
