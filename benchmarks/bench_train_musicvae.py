@@ -114,9 +114,8 @@ def bench_one(name, mode, precision, args, steps):
     import keras
     import tensorflow as tf
 
-    from audiogen.midi.encoding import STEPS_PER_BAR
     from audiogen.data.melody_dataset import make_melody_datasets
-    from audiogen.midi.encoding import NUM_CLASSES
+    from audiogen.midi.encoding import NUM_CLASSES, STEPS_PER_BAR
     from audiogen.musicvae.model import MusicVAE
     from audiogen.training.optimizers import FusedAdam
 

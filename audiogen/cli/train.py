@@ -20,27 +20,42 @@ MUSICVAE_DEFAULTS = DEFAULTS["musicvae"]
 
 
 def build_parser():
-    run_defaults = RunOptions()
     parser = argparse.ArgumentParser(
         prog="train.py", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run = parser.add_argument_group("run")
-    run.add_argument("--id", default=run_defaults.id,
+    _add_run_flags(parser.add_argument_group("run"))
+    samplernn = parser.add_argument_group("SampleRNN training")
+    _add_samplernn_training_flags(samplernn)
+    _add_samplernn_checkpoint_flags(samplernn)
+    _add_musicvae_flags(parser.add_argument_group(
+        "MusicVAE config overrides (default: the value in --config_file)"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                        help="Override any config key, nested ones with dots, e.g. "
+                             "--set encoder_params.hidden_size=64")
+    return parser
+
+
+_RUN = RunOptions()
+
+
+def _add_run_flags(run):
+    run.add_argument("--id", default=_RUN.id,
                      help="Name of the training run (its folder under --logdir_root).")
     run.add_argument("--config_file", default="./default.config.json",
                      help="Model config (JSON, named *.config.json).")
-    run.add_argument("--logdir_root", default=run_defaults.logdir_root,
+    run.add_argument("--logdir_root", default=_RUN.logdir_root,
                      help="Logs and checkpoints go to <logdir_root>/<id>/.")
     run.add_argument("--output_dir", default=S.output_dir,
                      help="Audio generated during training goes to <output_dir>/<id>/.")
-    add_bool(run, "verbose", run_defaults.verbose,
+    add_bool(run, "verbose", _RUN.verbose,
              "True: each training step on its own line; False: one overwritten progress line")
-    add_bool(run, "resume", run_defaults.resume,
+    add_bool(run, "resume", _RUN.resume,
              "Resume from the newest checkpoint of this id (or --resume_from)")
     run.add_argument("--resume_from", default=None,
                      help="Checkpoint (prefix or run directory) to resume from.")
 
-    samplernn = parser.add_argument_group("SampleRNN training")
+
+def _add_samplernn_training_flags(samplernn):
     samplernn.add_argument("--data_dir", default=None,
                            help="Directory of training audio, searched recursively (required for "
                                 "SampleRNN).")
@@ -58,13 +73,23 @@ def build_parser():
                                 "after this many epochs.")
     samplernn.add_argument("--momentum", type=float, default=S.momentum,
                            help="Momentum (sgd and rmsprop only).")
+    samplernn.add_argument("--num_val_batches", type=int, default=S.num_val_batches,
+                           help="Batches of pieces reserved for validation.")
+    samplernn.add_argument("--steps_per_epoch", type=int, default=S.steps_per_epoch,
+                           help="Windows per epoch (default: the whole training set).")
+    add_bool(samplernn, "jit_compile", _RUN.jit_compile,
+             "Compile the training step with XLA; unset: true for SampleRNN, false for MusicVAE "
+             "(whose LSTM steps run faster in TensorFlow's graph mode, with compiled cell ops)")
+
+
+def _add_samplernn_checkpoint_flags(samplernn):
     samplernn.add_argument("--checkpoint_every", type=int, default=S.checkpoint_every,
                            help="Checkpoint interval in epochs.")
     samplernn.add_argument("--checkpoint_policy", default=S.checkpoint_policy,
                            help="Always (or All): save every interval; Best: only when the "
                                 "validation loss improved.")
     samplernn.add_argument("--max_checkpoints", type=int_or_none,
-                           default=run_defaults.max_checkpoints,
+                           default=_RUN.max_checkpoints,
                            help="Checkpoints kept on disk; None keeps all.")
     samplernn.add_argument("--early_stopping_patience", type=int,
                            default=S.early_stopping_patience,
@@ -88,26 +113,15 @@ def build_parser():
     samplernn.add_argument("--seed_offset", default=S.prime_offset,
                            help="Start of the seed excerpt: samples (e.g. 16000) or seconds "
                                 "with an s suffix (e.g. 1.5s).")
-    samplernn.add_argument("--num_val_batches", type=int, default=S.num_val_batches,
-                           help="Batches of pieces reserved for validation.")
-    samplernn.add_argument("--steps_per_epoch", type=int, default=S.steps_per_epoch,
-                           help="Windows per epoch (default: the whole training set).")
-    add_bool(samplernn, "jit_compile", run_defaults.jit_compile,
-             "Compile the training step with XLA; unset: true for SampleRNN, false for MusicVAE "
-             "(whose LSTM steps run faster in TensorFlow's graph mode, with compiled cell ops)")
 
-    musicvae = parser.add_argument_group(
-        "MusicVAE config overrides (default: the value in --config_file)")
+
+def _add_musicvae_flags(musicvae):
     for key, default in MUSICVAE_DEFAULTS.items():
         if isinstance(default, dict) or key in SHARED_FLAGS:
             continue
         kind = {bool: str2bool, int: int, float: float}.get(type(default), str)
         musicvae.add_argument(f"--{key}", type=kind, default=None,
                               help=f"config key {key} (config default {default!r})")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                        help="Override any config key, nested ones with dots, e.g. "
-                             "--set encoder_params.hidden_size=64")
-    return parser
 
 
 def config_overrides(args):

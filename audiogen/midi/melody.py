@@ -80,12 +80,6 @@ class Melody:
         """Start of the melody in the source, seconds."""
         return self.segment_start_time + self.start_step * 60.0 / (self.qpm * STEPS_PER_QUARTER)
 
-    def describe(self):
-        return (f"instrument {self.instrument} (program {self.program}), segment {self.segment} "
-                f"at {self.segment_start_time:.2f} s, bars {self.start_bar + 1}-"
-                f"{self.start_bar + self.num_bars} ({self.num_bars} bars, starts at "
-                f"{self.start_time:.2f} s)")
-
 
 @dataclasses.dataclass
 class MelodyStats:
