@@ -1,19 +1,31 @@
-# `make demo` and `make test` create .venv from the pinned requirements when it is missing or stale.
+# `make demo` and `make test` create the virtual environment from the pinned requirements when it
+# is missing or stale: .venv (CPU, Python 3.11) by default; `VARIANT=gpu` uses the CUDA build of
+# TensorFlow (requirements-gpu.txt) in .venv-gpu; `PYTHON=python3.12` another interpreter in
+# .venv-python3.12.
 PYTHON ?= python3.11
-VENV := .venv
+VARIANT ?= cpu
+RUNTIME := $(if $(filter gpu,$(VARIANT)),requirements-gpu.txt,requirements.txt)
+VENV ?= .venv$(if $(filter gpu,$(VARIANT)),-gpu)$(if $(filter python3.11,$(PYTHON)),,-$(notdir $(PYTHON)))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench venv clean
+.PHONY: demo test test-fast bench venv venv-gpu gpu-check doctor clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+venv-gpu:
+	$(MAKE) venv VARIANT=gpu
+
+$(STAMP): requirements-base.txt $(RUNTIME) requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r $(RUNTIME) -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# What this machine gives audiogen: devices, compiled ops, engines, precisions.
+doctor: $(STAMP)
+	$(PY) -m audiogen.doctor
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests; s=$$?; if [ $$s -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$s
@@ -30,4 +42,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py --quick
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf .venv .venv-* demo_out .pytest_cache

@@ -35,3 +35,31 @@ def user_cache_dir(*parts):
     """
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "audiogen", *parts)
+
+
+def unused_paths(paths):
+    """`paths` when none of them exists, else the same names with the first free `-<k>` after
+    their common stem (`out.wav` -> `out-1.wav`; `out_0.wav, out_1.wav` -> `out-1_0.wav,
+    out-1_1.wav`): a set of outputs never replaces an earlier one."""
+    paths = [os.fspath(p) for p in paths]
+    if not any(os.path.exists(p) for p in paths):
+        return paths
+    stem = os.path.commonprefix([os.path.splitext(p)[0] for p in paths])
+    if len(paths) > 1:
+        stem = stem.rstrip("_")
+    k = 1
+    while True:
+        candidates = [f"{stem}-{k}{p[len(stem):]}" for p in paths]
+        if not any(os.path.exists(p) for p in candidates):
+            return candidates
+        k += 1
+
+
+def safe_name(name, what):
+    """`name` when it is a plain file or folder name (no path separator, not `.` or `..`, not
+    empty); ValueError naming `what` otherwise, so that a name cannot lead outside its folder."""
+    text = str(name)
+    if not text or text in (".", "..") or any(c in text for c in "/\\\0"):
+        raise ValueError(f"{what} {name!r} must be a plain name, not a path (no '/' or '\\', "
+                         f"not '.' or '..'): it names a folder inside its parent folder")
+    return text

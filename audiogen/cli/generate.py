@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from audiogen.cli.args import fail, plain_warnings, positive_float
+from audiogen.cli.args import add_bool, fail, plain_warnings, positive_float
 from audiogen.config import ConfigError
 
 
@@ -31,6 +31,8 @@ def build_parser():
                              "are cycled.")
     parser.add_argument("--rng_seed", type=int, default=None,
                         help="Random seed for sampling (default: a fresh one, printed).")
+    add_bool(parser, "overwrite", False,
+             "Replace existing output files (otherwise the next free name is used)")
     samplernn = parser.add_argument_group("SampleRNN")
     samplernn.add_argument("--dur", type=positive_float, default=3,
                            help="Duration of generated audio in seconds (after the seed excerpt).")

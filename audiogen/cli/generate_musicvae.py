@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 from audiogen.cli.args import fail
-from audiogen.cli.outputs import numbered_paths
+from audiogen.cli.outputs import numbered_paths, output_paths
 from audiogen.midi.encoding import STEPS_PER_BAR
 from audiogen.midi.files import first_melody_slice, write_midi
 from audiogen.musicvae.sampler import interpolate, reconstruct, sample
@@ -30,18 +30,20 @@ def run(args, config, checkpoint, run_dir):
     if args.interpolate:
         melodies = np.asarray(interpolate(model, inputs[0], inputs[1], args.steps,
                                           temperature=temperatures[0], rng_seed=args.rng_seed))
-        paths = numbered_paths(args.output_path, len(melodies))
         stem, ext = os.path.splitext(args.output_path)
+        *paths, joined = output_paths(numbered_paths(args.output_path, len(melodies))
+                                      + [f"{stem}_all{ext}"], args.overwrite)
         write_all(melodies, paths, args.qpm)
-        write_midi(melodies.reshape(-1), f"{stem}_all{ext}", qpm=args.qpm)
-        print(f"Wrote {stem}_all{ext} ({args.steps} steps in a row)")
+        write_midi(melodies.reshape(-1), joined, qpm=args.qpm)
+        print(f"Wrote {joined} ({args.steps} steps in a row)")
     elif args.reconstruct:
         melodies = np.asarray(reconstruct(model, inputs[0][None], temperature=temperatures[0],
                                           rng_seed=args.rng_seed))
-        write_all(melodies, [args.output_path], args.qpm)
+        write_all(melodies, output_paths([args.output_path], args.overwrite), args.qpm)
     else:
         melodies = np.asarray(sample(model, args.num_seqs, temperatures, rng_seed=args.rng_seed))
-        write_all(melodies, numbered_paths(args.output_path, len(melodies)), args.qpm)
+        write_all(melodies, output_paths(numbered_paths(args.output_path, len(melodies)),
+                                         args.overwrite), args.qpm)
     return 0
 
 

@@ -5,7 +5,7 @@ from audiogen.audio.io import save_wav
 from audiogen.audio.prime import load_prime_levels, parse_offset
 from audiogen.audio.quantize import dequantize
 from audiogen.cli.args import fail
-from audiogen.cli.outputs import numbered_paths
+from audiogen.cli.outputs import numbered_paths, output_paths
 from audiogen.samplernn.sampler import (
     choose_engine, generate, generation_groups, set_generation_threads)
 from audiogen.temperatures import cycle_temperatures
@@ -46,8 +46,8 @@ def run(args, config, checkpoint, run_dir):
     levels = generate(model, num_samples, temperatures, prime_levels=prime_levels,
                       rng_seed=args.rng_seed, engine=engine, groups=groups)
     audio = dequantize(levels, config["q_type"], config["q_levels"]).numpy()
-    for path, samples, temperature in zip(numbered_paths(args.output_path, len(audio)), audio,
-                                          temperatures):
+    paths = output_paths(numbered_paths(args.output_path, len(audio)), args.overwrite)
+    for path, samples, temperature in zip(paths, audio, temperatures):
         save_wav(path, samples, header_rate)
         print(f"Wrote {path} ({len(samples) / model_rate:.2f} s, temperature {temperature:g})")
     return 0

@@ -1,5 +1,7 @@
-"""Names of the files a command writes."""
+"""Names of the files a command writes: numbered for several, never replacing earlier ones."""
 import os
+
+from audiogen.files import unused_paths
 
 
 def numbered_paths(output_path, count):
@@ -8,3 +10,15 @@ def numbered_paths(output_path, count):
         return [output_path]
     stem, ext = os.path.splitext(output_path)
     return [f"{stem}_{i}{ext}" for i in range(count)]
+
+
+def output_paths(paths, overwrite):
+    """`paths`, or with `overwrite` false and any of them taken, the next free set of names
+    (`audiogen.files.unused_paths`), said on the console."""
+    if overwrite:
+        return list(paths)
+    free = unused_paths(paths)
+    if free != list(paths):
+        print(f"{paths[0]} exists: writing {free[0]}" + (" ..." if len(free) > 1 else "")
+              + " instead (--overwrite replaces existing files)")
+    return free

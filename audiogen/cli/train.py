@@ -158,11 +158,15 @@ def main(argv=None):
         return fail(str(e))
     from audiogen.training.run import prepare
     options, task, flags = _run_options(args), _task(args, config), _flags(args, config)
+    from audiogen.training.guards import TrainingStopped
     try:
         prepared = prepare(task, options)
     except (ValueError, FileNotFoundError) as e:
         return fail(str(e))
-    return prepared.execute(flags)
+    try:
+        return prepared.execute(flags)
+    except TrainingStopped as e:
+        return fail(str(e), e.exit_code)
 
 
 def _run_options(args):

@@ -4,6 +4,8 @@ import warnings
 
 import keras
 
+from audiogen.training.guards import NonFiniteLossError, weights_are_finite
+
 CHECKPOINT_POLICIES = ("Always", "Best")
 
 
@@ -61,6 +63,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 return
             else:
                 self.store.best.assign(value)
+        if self.model is not None and not weights_are_finite(self.model):
+            raise NonFiniteLossError(f"checkpoint {number}: the weights are no longer finite; "
+                                     f"nothing was saved, the newest checkpoint stays "
+                                     f"{self.store.latest}")
         path = self.store.save(number)
         print(f"\nSaved checkpoint {path}")
         for hook in self.on_saved:

@@ -30,9 +30,12 @@ class CheckpointStore:
         optimizer: a built `keras.optimizers.Optimizer`, or None (generation only).
         max_to_keep: `int` or None (keep all).
         subdir: `str`, folder of the run directory for these checkpoints.
+        with_position: `bool`, also keep a `position` (steps done in the current epoch, for a
+            run saved mid-epoch).
     """
 
-    def __init__(self, run_dir, model, optimizer=None, max_to_keep=5, subdir=CHECKPOINT_DIR):
+    def __init__(self, run_dir, model, optimizer=None, max_to_keep=5, subdir=CHECKPOINT_DIR,
+                 with_position=False):
         self.run_dir = run_dir
         self.model = model
         self.directory = os.path.join(run_dir, subdir)
@@ -42,6 +45,9 @@ class CheckpointStore:
         parts = {"model": model, "counter": self.counter, "best": self.best}
         if optimizer is not None:
             parts["optimizer"] = optimizer
+        if with_position:
+            self.position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position")
+            parts["position"] = self.position
         self.checkpoint = tf.train.Checkpoint(**parts)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.directory, max_to_keep=max_to_keep, checkpoint_name="ckpt")

@@ -6,10 +6,11 @@ checkpoints are numbered by step.
 """
 import keras
 
+from audiogen.config import load_run_config
 from audiogen.data.melody_dataset import make_melody_datasets
 from audiogen.musicvae.model import MusicVAE
 from audiogen.musicvae.summaries import AdvancedSummaries
-from audiogen.training.checkpoints import resolve_checkpoint
+from audiogen.training.checkpoints import resolve_checkpoint, run_dir_of
 from audiogen.training.optimizers import FusedAdam
 from audiogen.training.run import Datasets, TrainingTask, epochs_for_steps
 
@@ -52,6 +53,10 @@ class MusicVAETask(TrainingTask):
     def build_optimizer(self):
         return FusedAdam(self.config["learning_rate"])
 
+    def learning_rates(self, resume_path):
+        saved = load_run_config(run_dir_of(resume_path))
+        return self.config["learning_rate"], None if saved is None else saved["learning_rate"]
+
     def epochs(self):
         c = self.config
         epochs = epochs_for_steps(c["num_steps"], c["evaluate_interval"])
@@ -65,6 +70,9 @@ class MusicVAETask(TrainingTask):
 
     def fit_options(self, data):
         return {"x": data.train.repeat(), "steps_per_epoch": self.config["evaluate_interval"]}
+
+    def epoch_steps(self, data):
+        return self.config["evaluate_interval"]
 
     def callbacks(self, run):
         c = self.config

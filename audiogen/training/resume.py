@@ -6,6 +6,7 @@ import tensorflow as tf
 from audiogen.config import config_differences, describe_differences, load_run_config
 from audiogen.training.checkpoints import (CHECKPOINT_DIR, load_training_args, resolve_checkpoint,
                                            run_dir_of)
+from audiogen.training.guards import INTERRUPTED_DIR, interrupted_state
 
 
 def find_resume_checkpoint(run_dir, resume, resume_from=None):
@@ -19,10 +20,30 @@ def find_resume_checkpoint(run_dir, resume, resume_from=None):
     existing = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_DIR))
     if resume:
         return existing
+    existing = existing or tf.train.latest_checkpoint(os.path.join(run_dir, INTERRUPTED_DIR))
     if existing:
         raise ValueError(f"{run_dir} already holds checkpoints (newest {existing}) and --resume "
                          f"is false: pass --resume true to continue it, or another --id")
     return None
+
+
+def resume_point(run_dir, resume, resume_from=None):
+    """`(checkpoint, steps_done)`: where a run resumes (`find_resume_checkpoint`), and how many
+    steps of its epoch were done when it was saved mid-epoch (0 for an epoch's checkpoint); a
+    run's own state saved when it was interrupted wins over its older epoch checkpoint."""
+    latest = find_resume_checkpoint(run_dir, resume, resume_from)
+    state = interrupted_state(run_dir) if resume and not resume_from else None
+    if state is None:
+        return latest, 0
+    path, number, done = state
+    if latest is not None and checkpoint_counter(latest) > number:
+        return latest, 0          # a later epoch checkpoint: the saved state is stale
+    return path, done
+
+
+def checkpoint_counter(path):
+    """The epoch (or step) number saved in a checkpoint."""
+    return int(tf.train.load_variable(path, "counter/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
 # Keys that change how a run computes but not its weights; a resumed run may change them.

@@ -12,15 +12,18 @@ config and the flags, and `fit`.
 import dataclasses
 import math
 import os
+import shutil
 
 import keras
 import tensorflow as tf
 
 from audiogen.config import save_config
+from audiogen.files import safe_name
 from audiogen.training.callbacks import EpochCheckpoint
 from audiogen.training.checkpoints import CheckpointStore, build_optimizer, save_training_args
+from audiogen.training.guards import INTERRUPTED_DIR, RunGuard, SignalFlag, interrupt_signals
 from audiogen.training.options import RunOptions
-from audiogen.training.resume import check_same_config, find_resume_checkpoint
+from audiogen.training.resume import check_same_config, resume_point
 from audiogen.training.step_logger import StepLogger
 
 BEST_DIR = "best"
@@ -43,6 +46,7 @@ class Run:
     optimizer: keras.optimizers.Optimizer
     store: CheckpointStore
     best_store: CheckpointStore
+    interrupted: CheckpointStore
     monitor: str
     data: Datasets
     initial_epoch: int = 0
@@ -50,6 +54,10 @@ class Run:
     @property
     def run_dir(self):
         return self.options.run_dir
+
+    def clear_interrupted(self):
+        """Remove the state saved mid-epoch, once a later checkpoint holds the run."""
+        shutil.rmtree(self.interrupted.directory, ignore_errors=True)
 
     def writer(self, name):
         """A TensorBoard writer for `<run>/tensorboard/<name>`."""
@@ -112,7 +120,12 @@ class TrainingTask:
         return []
 
     def fit_options(self, data):
-        """`fit`'s `x`, `steps_per_epoch` (and any other) arguments."""
+        """`fit`'s `x` and `steps_per_epoch` (None: one pass over a finite `x`), and any other
+        argument."""
+        raise NotImplementedError
+
+    def epoch_steps(self, data):
+        """Optimizer steps in one epoch."""
         raise NotImplementedError
 
     def checkpoint_policy(self):
@@ -122,6 +135,12 @@ class TrainingTask:
     def log_every(self):
         """Optimizer steps between the lines of a verbose run's log."""
         return 1
+
+    def learning_rates(self, resume_path):
+        """`(requested, saved)`: the learning rate asked for now and the one the checkpoint's run
+        was asked for (None when unknown). When they differ, a resumed run takes the requested
+        one; otherwise it keeps the restored one (which a schedule may have lowered)."""
+        return None, None
 
     def describe_position(self, run, number):
         """Where a resumed run starts, for the console (`number`: the checkpoint's)."""
@@ -133,39 +152,62 @@ def prepare(task, options):
     the checkpoint to resume from against the saved config, and the data. Returns a
     `PreparedRun`; raises ValueError / FileNotFoundError naming the setting, the file or the
     config key."""
+    safe_name(options.id, "--id")
     task.check()
-    resume_path = task.configured_resume() or find_resume_checkpoint(
-        options.run_dir, options.resume, options.resume_from)
+    resume_path, steps_done = task.configured_resume(), 0
+    if not resume_path:
+        resume_path, steps_done = resume_point(options.run_dir, options.resume,
+                                               options.resume_from)
     if resume_path:
         check_same_config(resume_path, task.compared_config(), task.compared_args())
     data = task.datasets()
-    return PreparedRun(task, options, data, resume_path)
+    return PreparedRun(task, options, data, resume_path, steps_done)
 
 
 @dataclasses.dataclass
 class PreparedRun:
-    """A checked run, ready to `execute`."""
+    """A checked run, ready to `execute`; `steps_done` of its first epoch were done before (a
+    run resumed mid-epoch)."""
     task: TrainingTask
     options: RunOptions
     data: Datasets
     resume_path: str
+    steps_done: int = 0
 
     def execute(self, flags):
-        """Train; `flags` (a dict) is saved as the run's training arguments. Returns 0."""
+        """Train; `flags` (a dict) is saved as the run's training arguments. Returns 0, or
+        raises `TrainingStopped` (interrupted: the state is saved; a non-finite loss)."""
         task, options, data = self.task, self.options, self.data
         print(data.summary)
-        run = _start(task, options, data, self.resume_path)
+        run = _start(task, options, data, self.resume_path, self.steps_done)
         save_config(task.config, options.run_dir)
         save_training_args(options.run_dir, flags)
-        run.model.fit(validation_data=data.validation, epochs=task.epochs(),
-                      initial_epoch=run.initial_epoch, callbacks=_callbacks(task, run),
-                      verbose=0 if options.verbose else 1, **task.fit_options(data))
+        flag = SignalFlag()
+        with interrupt_signals(flag):
+            self._fit(run, flag)
         best = f" (best: {os.path.join(options.run_dir, BEST_DIR)})" if task.keeps_best else ""
         print(f"Checkpoints and logs: {options.run_dir}{best}")
         return 0
 
+    def _fit(self, run, flag):
+        """`fit` from where the run stands: the rest of an epoch saved mid-way first."""
+        task, data, epochs = self.task, self.data, self.task.epochs()
+        fit = task.fit_options(data)
+        common = dict(validation_data=data.validation,
+                      verbose=0 if self.options.verbose else 1)
+        first = run.initial_epoch
+        if self.steps_done and first < epochs:
+            remaining = task.epoch_steps(data) - self.steps_done
+            x = fit["x"] if fit["steps_per_epoch"] else fit["x"].take(remaining)
+            run.model.fit(x, steps_per_epoch=remaining, epochs=first + 1, initial_epoch=first,
+                          callbacks=_callbacks(task, run, flag, self.steps_done), **common)
+            first += 1
+        if first < epochs:
+            run.model.fit(epochs=epochs, initial_epoch=first,
+                          callbacks=_callbacks(task, run, flag), **fit, **common)
 
-def _start(task, options, data, resume_path):
+
+def _start(task, options, data, resume_path, steps_done):
     """Build the model, optimizer and checkpoint stores; restore when resuming."""
     model = task.build_model()
     optimizer = build_optimizer(task.build_optimizer(), model)
@@ -173,23 +215,48 @@ def _start(task, options, data, resume_path):
                             max_to_keep=options.max_checkpoints)
     best_store = (CheckpointStore(options.run_dir, model, optimizer, max_to_keep=1,
                                   subdir=BEST_DIR) if task.keeps_best else None)
+    interrupted = CheckpointStore(options.run_dir, model, optimizer, max_to_keep=1,
+                                  subdir=INTERRUPTED_DIR, with_position=True)
     monitor = "val_loss" if data.validation is not None else "loss"
-    run = Run(options, model, optimizer, store, best_store, monitor, data)
+    run = Run(options, model, optimizer, store, best_store, interrupted, monitor, data)
     if resume_path:
-        number = task.restore(run, resume_path)
+        number = _restore(task, run, resume_path, steps_done)
         if best_store is not None:
             best_store.best.assign(store.best)
         run.initial_epoch = number // task.steps_per_checkpoint
-        print(f"Resumed from {resume_path} at {task.describe_position(run, number)}")
+        requested, saved = task.learning_rates(resume_path)
+        if requested is not None and saved is not None and requested != saved:
+            optimizer.learning_rate.assign(requested)
+            print(f"Learning rate {saved:g} -> {requested:g} (changed since the checkpoint's run)")
+        where = task.describe_position(run, number)
+        if steps_done:
+            where += f", {steps_done} steps into the next epoch"
+        print(f"Resumed from {resume_path} at {where}")
     jit = task.default_jit_compile if options.jit_compile is None else bool(options.jit_compile)
     model.compile(optimizer=optimizer, jit_compile=jit, **task.compile_options(data))
     return run
 
 
-def _callbacks(task, run):
+def _restore(task, run, path, steps_done):
+    """Restore an epoch checkpoint (the task's way) or the state saved mid-epoch."""
+    if not steps_done:
+        return task.restore(run, path)
+    try:
+        number = run.interrupted.restore(path)
+    except AssertionError as e:
+        raise ValueError(f"{path}: the state saved when the run was interrupted does not fit "
+                         f"this run ({e}); resume it with the same flags") from None
+    run.store.counter.assign(number)
+    run.store.best.assign(run.interrupted.best)
+    return number
+
+
+def _callbacks(task, run, flag, steps_done=0):
     policy, every = task.checkpoint_policy()
     steps = task.steps_per_checkpoint
-    callbacks = [EpochCheckpoint(run.store, every, policy, run.monitor, task.on_checkpoint(run),
+    on_saved = [lambda _number, _path: run.clear_interrupted()] + task.on_checkpoint(run)
+    callbacks = [RunGuard(flag, run, steps, steps_done),
+                 EpochCheckpoint(run.store, every, policy, run.monitor, on_saved,
                                  steps_per_epoch=steps)]
     if run.best_store is not None:
         callbacks.append(EpochCheckpoint(run.best_store, policy="Best", monitor=run.monitor,

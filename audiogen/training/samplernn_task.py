@@ -14,6 +14,7 @@ from audiogen.audio.io import save_wav
 from audiogen.audio.prime import load_prime_levels, parse_offset
 from audiogen.audio.quantize import dequantize
 from audiogen.data.audio_dataset import make_audio_datasets
+from audiogen.files import unused_paths
 from audiogen.samplernn.model import SampleRNN
 from audiogen.samplernn.sampler import generate
 from audiogen.temperatures import cycle_temperatures
@@ -101,6 +102,10 @@ class SampleRNNTask(TrainingTask):
         run.store.counter.assign(epoch)
         return epoch
 
+    def learning_rates(self, resume_path):
+        saved = load_training_args(run_dir_of(resume_path)).get("learning_rate")
+        return self.settings.learning_rate, saved
+
     def describe_position(self, run, number):
         return f"epoch {number} (optimizer step {int(run.optimizer.iterations.numpy())})"
 
@@ -121,6 +126,9 @@ class SampleRNNTask(TrainingTask):
     def fit_options(self, data):
         steps = self.settings.steps_per_epoch
         return {"x": data.train.repeat() if steps else data.train, "steps_per_epoch": steps}
+
+    def epoch_steps(self, data):
+        return self.settings.steps_per_epoch or self.info.train_steps
 
     def callbacks(self, run):
         s = self.settings
@@ -152,8 +160,11 @@ class SampleRNNTask(TrainingTask):
         for i, (samples, temperature) in enumerate(zip(audio, self.temperatures)):
             name = f"epoch_{epoch:03d}_t{temperature:g}" + (f"_{i}" if len(audio) > 1 else "")
             path = os.path.join(output_dir, name + ".wav")
-            save_wav(path, samples, s.sample_rate)
-            print(f"Generated {path}")
+            free = unused_paths([path])[0]
+            if free != path:
+                print(f"{path} exists (from an earlier run): writing {free} instead")
+            save_wav(free, samples, s.sample_rate)
+            print(f"Generated {free}")
             with writer.as_default():
                 tf.summary.audio(name, samples[None, :, None], s.sample_rate, step=epoch)
         writer.flush()
