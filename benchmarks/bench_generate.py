@@ -48,10 +48,9 @@ CONFIGS = {
     "small": os.path.join(REPO, "configs", "samplernn-small.config.json"),
     "default": os.path.join(REPO, "default.config.json"),
 }
-# Samples generated per sequence in each timed cell (the default config is ~20x slower). A call
-# also has fixed costs (default config: ~0.1 s packing weights and folding the MLP's lookup
-# table), which a 10 s clip spreads over 160,000 samples: 2,000 samples keep them under ~10% of a
-# timed call.
+# Samples generated per sequence in each timed cell (the default config is far slower a sample).
+# A call also has fixed costs (packing weights, folding the MLP's lookup table), which a 10 s
+# clip spreads over 160,000 samples: 2,000 samples keep them a small part of a timed call.
 NUM_SAMPLES = {"small": SAMPLE_RATE, "default": SAMPLE_RATE // 8}
 # PRiSM SampleRNN on this 2-core CPU (issue "Speed"), samples/s over all sequences.
 PRISM = {("small", 1): 2600, ("small", 4): 5600, ("default", 1): 258, ("default", 4): 607}
@@ -162,8 +161,8 @@ def make_floor_fn(model, batch, num_samples, engine="xla"):
             return tf.reduce_sum(logits, axis=[0, 2])[:, None]
     else:
         def bottom_frame(cond, feedback):
-            # A loop of its own, as in generation (under XLA 2-9% faster than unrolled with the
-            # small config at 2 and 8 sequences, equal at one).
+            # A loop of its own, as in generation (under XLA faster than unrolled with the small
+            # config at several sequences, equal at one).
             def step(i, h1, total):
                 logits = mlp.head(h1)
                 h1 = tf.nn.relu(tf.gather(cond, tf.minimum(i + 1, f0 - 1), axis=1)
