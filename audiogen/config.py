@@ -17,9 +17,9 @@ from audiogen.midi.encoding import STEPS_PER_BAR
 CONFIG_SUFFIX = ".config.json"
 RESOLVED_CONFIG_NAME = "resolved.config.json"
 MODELS = ("samplernn", "musicvae")
-# float32, or bfloat16 matrix products with float32 variables, states and loss
-# (`audiogen.precision`).
-PRECISIONS = ("float32", "mixed_bfloat16")
+# float32, or bfloat16 / float16 matrix products with float32 variables, states and loss
+# (`audiogen.precision`; float16 with loss scaling).
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 # PRiSM SampleRNN's model table, exactly (also the content of default.config.json).
 SAMPLERNN_PRISM_DEFAULTS = {
@@ -37,7 +37,7 @@ SAMPLERNN_PRISM_DEFAULTS = {
 SAMPLERNN_EXTRA_DEFAULTS = {
     "piece_dur": 8.0,        # seconds: long files are cut into pieces of this length
     "max_grad_norm": 1.0,    # gradient clipping by global norm; null disables it
-    "precision": "float32",  # or "mixed_bfloat16": bfloat16 matrix products (audiogen.precision)
+    "precision": "float32",  # or mixed_bfloat16 / mixed_float16 products (audiogen.precision)
 }
 
 # The config keys of the PyTorch MusicVAE port (symusic). Sizes are those of a flat 2-bar model.
@@ -71,7 +71,7 @@ MUSICVAE_EXTRA_DEFAULTS = {
     "transpose_range": 0,       # training augmentation: random shift in [-n, n] semitones
     "eval_fraction": 0.1,       # held-out share of train_dir files when eval_dir is null
     "max_grad_norm": 1.0,
-    "precision": "float32",     # or "mixed_bfloat16": bfloat16 LSTM products (audiogen.precision)
+    "precision": "float32",     # or mixed_bfloat16 / mixed_float16 LSTM products (precision.py)
 }
 
 DEFAULTS = {
@@ -114,6 +114,9 @@ def load_config(path, require_suffix=True):
             text = f.read()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file: a config is a JSON object in UTF-8 "
+                          f"text") from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as e:

@@ -1,21 +1,56 @@
-"""Matrix-product precision: float32, or bfloat16 products with float32 everywhere else.
+"""Matrix-product precision: float32, or bfloat16 / float16 products with float32 elsewhere.
 
 `"mixed_bfloat16"` rounds both operands of the large matrix products to bfloat16 (8-bit
 mantissa) and returns float32 results; variables, recurrent states, nonlinearities, the loss
 and the optimizer stay float32. On CPUs with AMX or AVX-512 BF16 the products run faster.
-Unlike Keras's `"mixed_bfloat16"` dtype policy, activations between products stay float32, so
-recurrences do not accumulate bfloat16 rounding from step to step.
+`"mixed_float16"` does the same in float16 (10-bit mantissa, narrow range), for GPUs with tensor
+cores; its training uses loss scaling (`audiogen.loss_scaling`). Unlike Keras's mixed dtype
+policies, activations between products stay float32, so recurrences do not accumulate rounding
+from step to step. The models keep float32 whatever Keras's global dtype policy says.
 """
+import contextlib
+import functools
+
+import keras
 import tensorflow as tf
 
 from audiogen.config import PRECISIONS
+
+
+def builds_float32_layers(init):
+    """Decorate a model's `__init__` so that it and every layer it creates are float32
+    (`float32_layers`)."""
+    @functools.wraps(init)
+    def wrapped(self, *args, **kwargs):
+        with float32_layers():
+            init(self, *args, **kwargs)
+    return wrapped
+
+
+@contextlib.contextmanager
+def float32_layers():
+    """Layers built inside take float32 as their dtype policy, whatever Keras's global policy is
+    (a global `mixed_float16` would make their products half precision, which this package's
+    code, written for float32 activations, does not expect)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def matmul_dtype(precision):
     """The dtype matrix products run in for `precision` (one of `PRECISIONS`)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    return tf.bfloat16 if precision == "mixed_bfloat16" else tf.float32
+    return {"mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}.get(precision,
+                                                                           tf.float32)
+
+
+def uses_loss_scaling(precision):
+    """True for the precisions whose training scales the loss (float16 products)."""
+    return precision == "mixed_float16"
 
 
 def to_matmul_dtype(x, dtype):

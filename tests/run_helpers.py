@@ -79,7 +79,8 @@ def checkpoint_numbers(folder, sub="checkpoints"):
 
 
 def optimizer_step(checkpoint):
-    return int(tf.train.load_variable(checkpoint, "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"))
+    name = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
+    return int(tf.train.load_variable(checkpoint, name))
 
 
 def latest_checkpoint(folder):

@@ -73,7 +73,7 @@ def test_unknown_nested_key_suggests_closest():
     ("frame_sizes", [16, "64"], "must be a non-empty list of integers"),
     ("frame_sizes", 16, "must be a non-empty list of integers"),
     ("dim", 0, "must be a positive integer"),
-    ("precision", "bfloat16", r"must be one of \['float32', 'mixed_bfloat16'\]"),
+    ("precision", "bfloat16", r"must be one of \['float32', 'mixed_bfloat16', 'mixed_float16'\]"),
 ])
 def test_wrong_types(key, value, expected):
     with pytest.raises(ConfigError, match=f"'{key}' {expected}"):

@@ -13,7 +13,7 @@ PACKAGE = os.path.join(ROOT, "audiogen")
 
 # Bottom to top: a module may import its own package and the packages of lower layers only.
 LAYERS = [
-    ["files", "hashing", "temperatures", "losses", "schedules", "threads"],
+    ["files", "hashing", "temperatures", "losses", "loss_scaling", "schedules", "threads"],
     ["audio", "midi"],
     ["config"],
     ["precision"],

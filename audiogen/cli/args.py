@@ -1,4 +1,4 @@
-"""Argument types shared by the command-line tools."""
+"""What both command-line tools share: argument types, error lines."""
 import argparse
 import sys
 import warnings
@@ -49,3 +49,21 @@ def fail(message, code=2):
     """Print `error: message` to stderr and return the exit code (for `main` to return)."""
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def add_debug(parser):
+    parser.add_argument("--debug", action="store_true",
+                        help="Show tracebacks and TensorFlow's own log lines")
+
+
+def run_guarded(body, debug):
+    """`body()`'s exit code; an unexpected exception becomes one error line and exit code 1
+    (with `debug`: the traceback), Ctrl-C exit code 130."""
+    if debug:
+        return body()
+    try:
+        return body()
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    except Exception as e:  # every failure the tools do not name themselves
+        return fail(f"{type(e).__name__}: {e} (--debug shows the traceback)", 1)

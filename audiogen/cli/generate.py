@@ -8,7 +8,8 @@ import argparse
 import os
 import sys
 
-from audiogen.cli.args import add_bool, fail, plain_warnings, positive_float
+from audiogen.cli.args import add_bool, add_debug, fail, plain_warnings, positive_float, run_guarded
+from audiogen.cli.console import quiet_console
 from audiogen.config import ConfigError
 
 
@@ -33,6 +34,7 @@ def build_parser():
                         help="Random seed for sampling (default: a fresh one, printed).")
     add_bool(parser, "overwrite", False,
              "Replace existing output files (otherwise the next free name is used)")
+    add_debug(parser)
     samplernn = parser.add_argument_group("SampleRNN")
     samplernn.add_argument("--dur", type=positive_float, default=3,
                            help="Duration of generated audio in seconds (after the seed excerpt).")
@@ -60,7 +62,12 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    quiet_console(args.debug)
     plain_warnings()
+    return run_guarded(lambda: _generate(args), args.debug)
+
+
+def _generate(args):
     if args.num_seqs < 1:
         return fail(f"--num_seqs must be at least 1, got {args.num_seqs}")
     from audiogen.training.trained import read_run

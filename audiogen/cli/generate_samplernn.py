@@ -16,7 +16,7 @@ FALLBACK_SAMPLE_RATE = 44100  # PRiSM's generate.py default, for runs without tr
 
 
 def run(args, config, checkpoint, run_dir):
-    engine, groups = _engine_and_groups(config["dim"], args.num_seqs)
+    engine, groups = _engine_and_groups(config, args.num_seqs)
     trained_rate = load_training_args(run_dir).get("sample_rate")
     model_rate = trained_rate or args.sample_rate or FALLBACK_SAMPLE_RATE
     header_rate = args.sample_rate or model_rate
@@ -53,12 +53,12 @@ def run(args, config, checkpoint, run_dir):
     return 0
 
 
-def _engine_and_groups(dim, num_seqs):
+def _engine_and_groups(config, num_seqs):
     """The sampler's engine and concurrent groups for this run, with TensorFlow's threads set
     for the engine (`set_generation_threads`). Decided before TensorFlow runs its first op (the
     thread settings cannot change after it); where it already runs with other threads (`main`
     called again in one process), one group."""
-    engine = choose_engine(dim)
+    engine = choose_engine(config["dim"], precision=config["precision"])
     if not set_generation_threads(engine):
         return engine, 1
     return engine, generation_groups(num_seqs, engine)

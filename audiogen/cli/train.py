@@ -9,8 +9,9 @@ import argparse
 import json
 import sys
 
-from audiogen.cli.args import (add_bool, fail, int_or_none, plain_warnings, positive_float,
-                               str2bool)
+from audiogen.cli.args import (add_bool, add_debug, fail, int_or_none, plain_warnings,
+                               positive_float, run_guarded, str2bool)
+from audiogen.cli.console import quiet_console
 from audiogen.config import DEFAULTS, ConfigError, load_config, with_overrides
 from audiogen.training.options import OPTIMIZERS, RunOptions
 from audiogen.training.options import SampleRNNTraining as S
@@ -32,6 +33,7 @@ def build_parser():
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="Override any config key, nested ones with dots, e.g. "
                              "--set encoder_params.hidden_size=64")
+    add_debug(parser)
     return parser
 
 
@@ -145,7 +147,12 @@ def config_overrides(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    quiet_console(args.debug)
     plain_warnings()
+    return run_guarded(lambda: _train(args), args.debug)
+
+
+def _train(args):
     try:
         config = load_config(args.config_file)
         overrides = config_overrides(args)
@@ -197,7 +204,7 @@ _SAMPLERNN_FLAGS = (
 def _flags(args, config):
     """The training arguments saved in the run (the flags, with SampleRNN's resolved batch size
     and learning rate)."""
-    flags = {k: v for k, v in vars(args).items() if k != "set"}
+    flags = {k: v for k, v in vars(args).items() if k not in ("set", "debug")}
     if config["model"] == "samplernn":
         for name in SHARED_FLAGS:
             if flags[name] is None:

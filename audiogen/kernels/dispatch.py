@@ -6,10 +6,11 @@ A compiled op (`lstm_cell`, `stream_matmul`, `sample_frame`) runs only when all 
 * the graph being built is not compiled by XLA, which cannot run custom ops;
 * the tensors it would read live on the CPU: the ops are registered for the CPU only, and a
   CPU-only op among GPU tensors would copy them to the host and back at every step;
+* the products run in a type the op has (float32 or bfloat16: not float16);
 * its library builds here (a C++ compiler and TensorFlow's headers; `audiogen.kernels.compiled`).
 
-Model code asks `compiled_op(name, *tensors)` and uses TensorFlow's own operations when it returns
-None; it never looks at devices or compilers itself.
+Model code asks `compiled_op(name, *tensors, dtype=...)` and uses TensorFlow's own operations
+when it returns None; it never looks at devices or compilers itself.
 """
 import os
 
@@ -22,6 +23,7 @@ from audiogen.kernels import compiled, lstm_cell, sample_frame, stream_matmul
 KERNELS_ENV = "AUDIOGEN_KERNELS"
 _MODULES = {"lstm_cell": lstm_cell, "sample_frame": sample_frame, "stream_matmul": stream_matmul}
 OP_NAMES = tuple(sorted(_MODULES))
+OP_DTYPES = (tf.float32, tf.bfloat16)  # the product types every op is built for
 
 
 def kernels_enabled():
@@ -56,12 +58,12 @@ def on_cpu(*tensors):
     return True
 
 
-def compiled_op(name, *tensors):
-    """The loaded op module `name` (one of `OP_NAMES`) where it may run for `tensors`, else
-    None (then use TensorFlow's operations)."""
+def compiled_op(name, *tensors, dtype=tf.float32):
+    """The loaded op module `name` (one of `OP_NAMES`) where it may run for `tensors` with
+    products in `dtype`, else None (then use TensorFlow's operations)."""
     if name not in _MODULES:
         raise ValueError(f"unknown compiled op {name!r}; expected one of {OP_NAMES}")
-    if not kernels_enabled() or inside_xla() or not on_cpu(*tensors):
+    if dtype not in OP_DTYPES or not kernels_enabled() or inside_xla() or not on_cpu(*tensors):
         return None
     return _MODULES[name].load()
 

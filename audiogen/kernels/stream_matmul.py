@@ -5,9 +5,9 @@ weights far larger than the caches, so each product is bound by how fast its wei
 memory. TensorFlow's own kernels stream well below that speed at 1-16 rows (and below a plain
 two-thread read of the same bytes), and their bfloat16 products read no faster than their
 float32 ones, so halving the bytes gains nothing with them. The ops in `stream_matmul.cc` read
-each weight exactly once per product for all rows, split between the intra-op threads: packed `[N / 64, K, 64]` (every 64-column block one
-contiguous stream), bfloat16 weights widened in registers (half the bytes); or, for one row in
-float32, the weight as it is, in panels of rows.
+each weight exactly once per product for all rows, split between the intra-op threads: packed
+`[N / 64, K, 64]` (every 64-column block one contiguous stream), bfloat16 weights widened in
+registers (half the bytes); or, for one row in float32, the weight as it is, in panels of rows.
 
 The op runs in TensorFlow graphs, not inside XLA-compiled functions. It is compiled on first use
 (once; see `audiogen.kernels.compiled`); `load()` returns None, with a warning naming the

@@ -5,11 +5,13 @@ import keras
 import tensorflow as tf
 
 from audiogen.config import DEFAULTS
+from audiogen.loss_scaling import DynamicLossScale, gradient_step, scaled
+from audiogen.losses import (
+    LN2, free_bits_kl_penalty, kl_divergence_diag_normal, sequence_cross_entropy)
 from audiogen.midi.encoding import NUM_CLASSES, STEPS_PER_BAR
 from audiogen.musicvae.decoders import FlatDecoder, HierarchicalDecoder
 from audiogen.musicvae.encoder import Encoder
-from audiogen.losses import (
-    LN2, free_bits_kl_penalty, kl_divergence_diag_normal, sequence_cross_entropy)
+from audiogen.precision import builds_float32_layers, uses_loss_scaling
 from audiogen.schedules import SAMPLING_SCHEDULES, beta_schedule, sampling_probability
 
 _DEFAULTS = DEFAULTS["musicvae"]
@@ -65,9 +67,9 @@ class MusicVAE(keras.Model):
         sampling_settings: dict `{schedule: "constant" | "inverse_sigmoid", rate}`.
         max_grad_norm: float or None, clip gradients to this global norm.
         vocab_size: int, token classes (90: no event, note-off, pitches 21..108).
-        precision: `"float32"`, or `"mixed_bfloat16"` for the LSTMs' matrix products in bfloat16
-            with float32 variables, states and loss (`audiogen.precision`; faster on CPUs with
-            AMX).
+        precision: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`: the LSTMs' matrix
+            products in that type with float32 variables, states and loss (`audiogen.precision`;
+            float16 trains with loss scaling; bfloat16 is faster on CPUs with AMX).
 
     Metrics (`fit` logs them, `val_`-prefixed for validation data): `loss`, `r_loss` (nats per
     melody), `kl_bits` (mean KL per melody in bits, before free bits), `beta`, `sampling_prob`,
@@ -83,6 +85,7 @@ class MusicVAE(keras.Model):
     Structure in Music", ICML 2018.
     """
 
+    @builds_float32_layers
     def __init__(self, seq_len=_DEFAULTS["slice_bar"] * STEPS_PER_BAR,
                  z_size=_DEFAULTS["z_size"], encoder_params=None, use_hier=False,
                  decoder_params=None, n_subsequences=_DEFAULTS["n_subsequences"],
@@ -126,6 +129,8 @@ class MusicVAE(keras.Model):
                                        name="flat_decoder")
         # === Metrics ===
         self.trackers = {name: keras.metrics.Mean(name=name) for name in EVAL_METRICS}
+        # A plain object: its variables are in no checkpoint (see `DynamicLossScale`).
+        self.loss_scale = DynamicLossScale() if uses_loss_scaling(precision) else None
         self.build()
 
     @classmethod
@@ -208,11 +213,9 @@ class MusicVAE(keras.Model):
         with tf.GradientTape() as tape:
             _, r_loss, kl_cost, kl_bits, accuracy = self._forward(x, seed, prob, training=True)
             loss = r_loss + beta * kl_cost
-        variables = self.trainable_variables
-        grads = tape.gradient(loss, variables)
-        if self.max_grad_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, self.max_grad_norm)
-        self.optimizer.apply(grads, variables)
+            target = scaled(loss, self.loss_scale)
+        gradient_step(self.optimizer, tape, target, self.trainable_variables, self.max_grad_norm,
+                      self.loss_scale)
         return self._log(TRAIN_METRICS, (loss, r_loss, kl_bits, beta, prob, accuracy))
 
     @_no_autograph

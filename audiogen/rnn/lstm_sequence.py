@@ -119,11 +119,11 @@ def fused_cell_steps(ops):
     return forward, backward
 
 
-def cell_steps(*tensors):
-    """`(forward, backward, saved_count)` for LSTM steps reading `tensors` in the graph being
-    built: the compiled ops where `audiogen.kernels.dispatch` allows them, else TensorFlow's
-    operations."""
-    ops = dispatch.compiled_op("lstm_cell", *tensors)
+def cell_steps(*tensors, dtype=tf.float32):
+    """`(forward, backward, saved_count)` for LSTM steps reading `tensors`, with recurrent
+    products in `dtype`, in the graph being built: the compiled ops where
+    `audiogen.kernels.dispatch` allows them, else TensorFlow's operations."""
+    ops = dispatch.compiled_op("lstm_cell", *tensors, dtype=dtype)
     if ops is not None:
         return (*fused_cell_steps(ops), 1)
     return tf_cell_forward, tf_cell_backward, _TF_SAVED_COUNT
@@ -201,7 +201,7 @@ class LSTMRecurrence:
         n = self.n
         projs, kernels, biases = args[:n], args[n:2 * n], args[2 * n:3 * n]
         h0s, c0s = args[3 * n:4 * n], args[4 * n:]
-        cell_forward, cell_backward, saved_count = cell_steps(*projs)
+        cell_forward, cell_backward, saved_count = cell_steps(*projs, dtype=self.dtype)
         steps = _static_or_dynamic(projs[0], 0)
         recurrent = _RecurrentKernels(kernels, self.feature_major, self.dtype)
         if self.feature_major:

@@ -214,8 +214,8 @@ class StreamEngine(GenerationLoop):
 
     def prepare(self, table, bias1, w1):
         model, b, f0, dim = self.model, self.batch, self.f0, self.model.dim
-        matmul_op = compiled_op("stream_matmul")
         bottom = model.tiers[-1]
+        matmul_op = compiled_op("stream_matmul", dtype=bottom.matmul_dtype)
         self.product = stream_products(matmul_op, model.tiers, b)
         first_hidden = stream_matmul.PackedProducts(matmul_op, [w1], bottom.matmul_dtype, b * f0)
 
@@ -226,7 +226,7 @@ class StreamEngine(GenerationLoop):
             return tf.reshape(first_hidden(up, w1, bottom.matmul_dtype) + bias1, [b, f0, dim])
 
         self.bottom_conditioning = bottom_conditioning
-        frame_op = compiled_op("sample_frame")
+        frame_op = compiled_op("sample_frame", dtype=bottom.matmul_dtype)
         if frame_op is not None:
             self.frame_samples = self._frame_op_samples(frame_op, matmul_op)
         else:

@@ -9,6 +9,8 @@ import tensorflow as tf
 
 from audiogen.audio.quantize import num_levels
 from audiogen.config import DEFAULTS
+from audiogen.loss_scaling import DynamicLossScale, gradient_step, scaled
+from audiogen.precision import builds_float32_layers, uses_loss_scaling
 from audiogen.samplernn.frame_tier import FrameTier, levels_to_inputs
 from audiogen.samplernn.sample_mlp import SampleMLP
 from audiogen.losses import nats_to_bits
@@ -52,8 +54,9 @@ class SampleRNN(keras.Model):
             layer -> tier output, which is their sum).
         seq_len: int, targets per training window (a multiple of `frame_sizes[-1]`).
         max_grad_norm: float or None, clip gradients by global norm (None: no clipping).
-        precision: `"float32"`, or `"mixed_bfloat16"` for matrix products in bfloat16 with
-            float32 variables, states and loss (`audiogen.precision`; faster on CPUs with AMX).
+        precision: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`: matrix products in
+            that type with float32 variables, states and loss (`audiogen.precision`; bfloat16 for
+            CPUs with AMX, float16, with loss scaling, for GPUs).
 
     Call: `model(x, states=None) -> (logits, new_states)`; `x` int32
     `[batch, length + frame_sizes[-1]]` (any length that is a multiple of the top frame size),
@@ -74,6 +77,7 @@ class SampleRNN(keras.Model):
     Model", ICLR 2017. Differences: no weight normalization; gradient clipping by global norm.
     """
 
+    @builds_float32_layers
     def __init__(self, frame_sizes=_DEFAULTS["frame_sizes"], dim=_DEFAULTS["dim"],
                  rnn_type=_DEFAULTS["rnn_type"], num_rnn_layers=_DEFAULTS["num_rnn_layers"],
                  q_type=_DEFAULTS["q_type"], q_levels=_DEFAULTS["q_levels"],
@@ -115,6 +119,8 @@ class SampleRNN(keras.Model):
         self.bits_tracker = keras.metrics.Mean(name="bits_per_sample")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
         self._untracked = _Untracked()
+        # A plain object: its variables are in no checkpoint (see `DynamicLossScale`).
+        self.loss_scale = DynamicLossScale() if uses_loss_scaling(precision) else None
 
     @classmethod
     def from_run_config(cls, config):
@@ -267,10 +273,9 @@ class SampleRNN(keras.Model):
             states, carry = self._start_states("train", x, reset)
             logits, new_states = self(x, states, training=True)
             loss, accuracy = self._window_loss(x, logits)
-        grads = tape.gradient(loss, variables)
-        if self.max_grad_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, self.max_grad_norm)
-        self.optimizer.apply(grads, variables)
+            target = scaled(loss, self.loss_scale)
+        gradient_step(self.optimizer, tape, target, variables, self.max_grad_norm,
+                      self.loss_scale)
         self._store_states(carry, new_states)
         return self._update_metrics(loss, accuracy)
 

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from audiogen.kernels.dispatch import compiled_op, gpu_visible
+from audiogen.precision import matmul_dtype
 from audiogen.samplernn.engines import ENGINE_CLASSES, whole_top_frames
 from audiogen.threads import (
     available_cores, one_op_at_a_time, one_thread_per_op, run_concurrently)
@@ -64,7 +65,7 @@ def generate(model, num_samples, temperatures, prime_levels=None, rng_seed=0,
     if not 1 <= groups <= batch:
         raise ValueError(f"groups must lie in [1, {batch}] for {batch} sequences, got {groups}")
     model.build()
-    engine = choose_engine(model.dim, engine)
+    engine = choose_engine(model.dim, engine, model.precision)
     uniform = tf.random.stateless_uniform([whole_top_frames(model.top_frame, num_samples), batch],
                                           seed=[int(rng_seed) % 2**31, 0], alg="philox")
     inv_temps = 1.0 / temps
@@ -134,18 +135,19 @@ def group_bounds(batch, groups):
     return list(zip(edges[:-1], edges[1:]))
 
 
-def choose_engine(dim, engine="auto"):
-    """`"xla"` or `"stream"` for generating with a model of width `dim` (see the module's
-    notes); raises ValueError for an unknown engine, RuntimeError for `"stream"` when its ops
-    cannot run here."""
+def choose_engine(dim, engine="auto", precision="float32"):
+    """`"xla"` or `"stream"` for generating with a model of width `dim` and `precision` (see
+    the module's notes); raises ValueError for an unknown engine, RuntimeError for `"stream"`
+    when its ops cannot run here."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "xla" or (engine == "auto" and dim < STREAM_MIN_DIM):
+        return "xla"
+    op = compiled_op("stream_matmul", dtype=matmul_dtype(precision))
     if engine == "auto":
-        if dim < STREAM_MIN_DIM:
-            return "xla"
-        return "stream" if compiled_op("stream_matmul") is not None else "xla"
-    if engine == "stream" and compiled_op("stream_matmul") is None:
+        return "stream" if op is not None else "xla"
+    if op is None:
         raise RuntimeError("engine 'stream' needs the StreamMatMul op on the CPU: it could not "
-                           "be built here (see the warning above), AUDIOGEN_KERNELS is off, or "
-                           "a GPU is in use; use engine 'xla'")
+                           "be built here (see the warning above), AUDIOGEN_KERNELS is off, a "
+                           "GPU is in use, or the precision is mixed_float16; use engine 'xla'")
     return engine

@@ -8,6 +8,7 @@ import keras
 
 from audiogen.config import load_run_config
 from audiogen.data.melody_dataset import make_melody_datasets
+from audiogen.kernels.dispatch import gpu_visible
 from audiogen.musicvae.model import MusicVAE
 from audiogen.musicvae.summaries import AdvancedSummaries
 from audiogen.training.checkpoints import resolve_checkpoint, run_dir_of
@@ -26,6 +27,12 @@ class MusicVAETask(TrainingTask):
         self.config = config
         self.steps_per_checkpoint = config["evaluate_interval"]
         self.tensorboard_update_freq = config["print_interval"]
+
+    @property
+    def default_jit_compile(self):
+        """On a CPU the LSTM steps run fastest as TensorFlow graph ops with the compiled cell
+        ops; on a GPU (where those ops do not run) under XLA."""
+        return gpu_visible()
 
     def check(self):
         if not self.config["train_dir"]:
