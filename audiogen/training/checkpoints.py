@@ -107,6 +107,11 @@ def run_dir_of(checkpoint_prefix):
     return directory
 
 
+def saved_counter(checkpoint_prefix):
+    """The epoch (or step) number a checkpoint holds, read without restoring it."""
+    return int(tf.train.load_variable(checkpoint_prefix, "counter/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
 def build_optimizer(optimizer, model):
     """Create the optimizer's slot variables so a checkpoint can restore into them."""
     optimizer.build(model.trainable_variables)

@@ -17,6 +17,8 @@ import signal
 import keras
 import tensorflow as tf
 
+from audiogen.training.checkpoints import saved_counter
+
 INTERRUPTED_DIR = "interrupted"
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -72,8 +74,9 @@ def interrupt_signals(flag):
 
 def weights_are_finite(model):
     """True when every weight of `model` is finite."""
-    return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in model.weights
-               if keras.backend.is_float_dtype(v.dtype))
+    checks = [tf.reduce_all(tf.math.is_finite(v)) for v in model.weights
+              if keras.backend.is_float_dtype(v.dtype)]
+    return bool(tf.reduce_all(checks)) if checks else True
 
 
 class RunGuard(keras.callbacks.Callback):
@@ -128,6 +131,6 @@ def interrupted_state(run_dir):
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, INTERRUPTED_DIR))
     if latest is None:
         return None
-    number = int(tf.train.load_variable(latest, "counter/.ATTRIBUTES/VARIABLE_VALUE"))
+    number = saved_counter(latest)
     done = int(tf.train.load_variable(latest, "position/.ATTRIBUTES/VARIABLE_VALUE"))
     return latest, number, done

@@ -4,6 +4,8 @@ Keras epochs are evaluation periods here: one "epoch" is `evaluate_interval` opt
 after which the model is evaluated on the validation set and checkpointed (latest and best), so
 checkpoints are numbered by step.
 """
+import math
+
 import keras
 
 from audiogen.config import load_run_config
@@ -13,7 +15,7 @@ from audiogen.musicvae.model import MusicVAE
 from audiogen.musicvae.summaries import AdvancedSummaries
 from audiogen.training.checkpoints import resolve_checkpoint, run_dir_of
 from audiogen.training.optimizers import FusedAdam
-from audiogen.training.run import Datasets, TrainingTask, epochs_for_steps
+from audiogen.training.run import Datasets, TrainingTask
 
 ARCHITECTURE_KEYS = ("slice_bar", "z_size", "encoder_params", "use_hier", "decoder_params",
                      "n_subsequences", "c_size", "conductor_params")
@@ -66,7 +68,7 @@ class MusicVAETask(TrainingTask):
 
     def epochs(self):
         c = self.config
-        epochs = epochs_for_steps(c["num_steps"], c["evaluate_interval"])
+        epochs = math.ceil(c["num_steps"] / c["evaluate_interval"])
         if epochs * c["evaluate_interval"] != c["num_steps"]:
             print(f"Training {epochs * c['evaluate_interval']} steps: num_steps rounded up to a "
                   f"multiple of evaluate_interval ({c['evaluate_interval']})")

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from audiogen.config import config_differences, describe_differences, load_run_config
 from audiogen.training.checkpoints import (CHECKPOINT_DIR, load_training_args, resolve_checkpoint,
-                                           run_dir_of)
+                                           run_dir_of, saved_counter)
 from audiogen.training.guards import INTERRUPTED_DIR, interrupted_state
 
 
@@ -36,14 +36,9 @@ def resume_point(run_dir, resume, resume_from=None):
     if state is None:
         return latest, 0
     path, number, done = state
-    if latest is not None and checkpoint_counter(latest) > number:
+    if latest is not None and saved_counter(latest) > number:
         return latest, 0          # a later epoch checkpoint: the saved state is stale
     return path, done
-
-
-def checkpoint_counter(path):
-    """The epoch (or step) number saved in a checkpoint."""
-    return int(tf.train.load_variable(path, "counter/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
 # Keys that change how a run computes but not its weights; a resumed run may change them.

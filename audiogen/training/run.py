@@ -10,7 +10,6 @@ resume checkpoint against the saved config, the data), then build, restore, save
 config and the flags, and `fit`.
 """
 import dataclasses
-import math
 import os
 import shutil
 
@@ -267,8 +266,3 @@ def _callbacks(task, run, flag, steps_done=0):
     if run.options.verbose:
         callbacks.append(StepLogger(every=task.log_every()))
     return callbacks
-
-
-def epochs_for_steps(num_steps, interval):
-    """Keras epochs of `interval` steps that cover `num_steps` (rounded up)."""
-    return math.ceil(num_steps / interval)
