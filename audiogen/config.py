@@ -13,6 +13,7 @@ import warnings
 
 from audiogen.files import atomic_path
 from audiogen.midi.encoding import STEPS_PER_BAR
+from audiogen.midi.meters import normalize_setting
 
 CONFIG_SUFFIX = ".config.json"
 RESOLVED_CONFIG_NAME = "resolved.config.json"
@@ -72,6 +73,7 @@ MUSICVAE_EXTRA_DEFAULTS = {
     "eval_fraction": 0.1,       # held-out share of train_dir files when eval_dir is null
     "max_grad_norm": 1.0,
     "precision": "float32",     # or mixed_bfloat16 / mixed_float16 LSTM products (precision.py)
+    "meters": None,             # meters besides 16-step bars: ["2/4", "6/8"] or "any" (midi.meters)
 }
 
 DEFAULTS = {
@@ -212,6 +214,11 @@ def _merge(defaults, given, source, prefix):
 
 
 def _check_type(key, name, value, default, source):
+    if name == "meters":
+        try:
+            return normalize_setting(value)
+        except ValueError as e:
+            raise ConfigError(f"{source}: key {e}") from None
     if value is None and key in NULLABLE:
         return None
     expected = NULLABLE.get(key) if default is None else type(default)

@@ -147,7 +147,7 @@ def test_bad_midi_folders(tmp_path, capsys):
     with open(config, "w") as f:
         json.dump(content, f)
     answered(capsys, train.main(args), 2, "4 MIDI files found", "no melody", "unparsable MIDI",
-             "no 4/4 segment")
+             "no segment in a meter used")
     answered(capsys, train.main(args + ["--train_dir", str(tmp_path / "none")]), 2,
              "MIDI folder not found")
 

@@ -12,7 +12,7 @@ from audiogen.midi.encoding import FIRST_PITCH_CLASS, MIN_PITCH, NOTE_OFF, NUM_C
 from audiogen.midi.files import MidiReadError, first_melody_slice, melodies_from_midi, \
     midi_to_slices, read_midi, write_midi
 from audiogen.midi.melody import music_pb2, note_seq
-from audiogen.midi.rejections import REASON_NO_4_4, REASON_NO_MELODY, REASON_TOO_SHORT, \
+from audiogen.midi.rejections import REASON_NO_METER, REASON_NO_MELODY, REASON_TOO_SHORT, \
     REASON_UNPARSABLE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,7 +115,8 @@ def test_first_melody_slice(tmp_path):
     assert "bars 3-4" in message
     with pytest.raises(ValueError, match="a.mid: no melody of at least 256 steps"):
         first_melody_slice(tmp_path / "a.mid", 256)
-    with pytest.raises(ValueError, match=r"w.mid: no melody to use: no 4/4 segment \(found: 3/4"):
+    with pytest.raises(ValueError,
+                       match=r"w.mid: no melody to use: no segment in a meter used \(found: 3/4"):
         first_melody_slice(waltz(tmp_path / "w.mid"), 32)
 
 
@@ -153,7 +154,7 @@ def test_empty_corpus_error_has_the_counts(tmp_path):
     message = str(info.value)
     assert "no 2-bar melody slices could be extracted" in message
     assert "2 MIDI files found, 1 parsed, 0 used, 2 rejected" in message
-    assert "1 unparsable MIDI" in message and "1 no 4/4 segment" in message
+    assert "1 unparsable MIDI" in message and "1 no segment in a meter used" in message
     assert "3/4 x1" in message
     # the cached (empty) result raises the same way, quickly
     with pytest.raises(ValueError, match="1 unparsable MIDI"):
@@ -173,9 +174,9 @@ def test_report_counts_rejections_by_reason(tmp_path):
     slices, report = extract_corpus(corpus, 2, use_cache=False)
     assert slices.dtype == np.int32 and slices.shape[1] == 32 and report.examples == len(slices)
     assert (report.files_found, report.files_parsed, report.files_used) == (6, 5, 2)
-    assert report.rejected == {REASON_UNPARSABLE: 1, REASON_NO_4_4: 1,
+    assert report.rejected == {REASON_UNPARSABLE: 1, REASON_NO_METER: 1,
                                REASON_TOO_SHORT: 1, REASON_NO_MELODY: 1}
-    assert report.rejected_files[REASON_NO_4_4] == ["waltz.mid"]
+    assert report.rejected_files[REASON_NO_METER] == ["waltz.mid"]
     assert report.out_of_range_notes == 1 and report.files_rejected == 4
     assert not report.from_cache and report.cache_path is None
     assert "6 MIDI files found" in report.summary()
@@ -255,7 +256,7 @@ def test_demo_corpus_first_40_files(tmp_path):
                                       cache_dir=tmp_path)
     assert report.files_found == 40 and report.files_parsed == 40
     assert report.files_used >= 5 and len(slices) >= 40
-    assert report.rejected.get(REASON_NO_4_4, 0) >= 10       # mixed metres
+    assert report.rejected.get(REASON_NO_METER, 0) >= 10       # mixed metres
     assert len(slices) <= 8 * report.files_used
     assert slices.shape[1] == 32 and slices.min() >= 0 and slices.max() < NUM_CLASSES
     assert has_note_on(slices).all()

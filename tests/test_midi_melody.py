@@ -56,7 +56,7 @@ def test_quantization_at_16_steps_per_bar():
     expected[12] = NOTE_OFF
     np.testing.assert_array_equal(melody.classes, expected)
     assert melody.classes.dtype == np.int32
-    assert stats.segments == stats.segments_4_4 == stats.melodies == 1
+    assert stats.segments == stats.segments_used == stats.melodies == 1
 
 
 def test_quantization_follows_the_tempo():
@@ -70,22 +70,23 @@ def test_quantization_follows_the_tempo():
     np.testing.assert_array_equal(melody.classes[[0, 4, 8]], [c(60), c(62), NOTE_OFF])
 
 
-def test_4_4_kept_and_3_4_rejected():
+def test_16_step_bars_kept_and_other_meters_rejected_by_default():
     notes = [(60 + i, 4 * i, 4 * i + 3) for i in range(8)]
     melodies, stats = extract_melodies(make_sequence(notes, time_signatures=((0, 3, 4),)))
     assert melodies == []
-    assert stats.segments == 1 and stats.segments_4_4 == 0 and stats.segments_other_meter == 1
-    assert stats.meters == {"3/4": 1}
+    assert stats.segments == 1 and stats.segments_used == 0 and stats.segments_other_meter == 1
+    assert stats.meters == stats.rejected_meters == {"3/4": 1}
     melodies, stats = extract_melodies(make_sequence(notes))
-    assert len(melodies) == 1 and stats.meters == {"4/4": 1}
-    # 6/8 and 2/2 are not 4/4 either
-    for num, den in ((6, 8), (2, 2)):
+    assert len(melodies) == 1 and stats.meters == {"4/4": 1} and stats.rejected_meters == {}
+    for num, den in ((6, 8), (2, 4)):
         assert extract_melodies(make_sequence(notes, ((0, num, den),)))[0] == []
+    (melody,), _ = extract_melodies(make_sequence(notes, ((0, 2, 2),)))   # a bar of 16 steps
+    assert (melody.meter, melody.steps_per_bar, len(melody.classes)) == ("2/2", 16, 32)
 
 
 def test_no_time_signature_means_4_4():
     melodies, stats = extract_melodies(make_sequence([(60, 0, 4)], time_signatures=()))
-    assert len(melodies) == 1 and stats.segments_4_4 == 1
+    assert len(melodies) == 1 and stats.segments_used == 1
 
 
 def test_time_signature_change_keeps_only_the_4_4_part():

@@ -22,6 +22,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from audiogen.data.replicas import split_for_replicas
 from audiogen.hashing import stable_fraction
 from audiogen.midi.corpus import extract_corpus, list_midi_files
 from audiogen.midi.encoding import FIRST_PITCH_CLASS, NUM_CLASSES, STEPS_PER_BAR
@@ -102,9 +103,16 @@ def hold_out_files(names, eval_fraction):
     return [n for n in names if n not in held_set], sorted(held)
 
 
-def melody_dataset(slices, batch_size, training, transpose_range=0, seed=0):
-    """A tf.data pipeline over an int32 `[N, num_steps]` array of slices (see module doc)."""
+def melody_dataset(slices, batch_size, training, transpose_range=0, seed=0, shard=None):
+    """A tf.data pipeline over an int32 `[N, num_steps]` array of slices (see module doc).
+
+    With `shard` (an `InputShard`, `batch_size` the global batch), one element per replica and
+    step: training reads every `shard.count`-th slice, from the shard's own; evaluation reads
+    all and keeps the shard's rows of each batch.
+    """
     ds = tf.data.Dataset.from_tensor_slices(np.asarray(slices, np.int32))
+    if shard is not None and training:
+        ds = ds.shard(shard.count, shard.index)
     if training:
         ds = ds.shuffle(len(slices), seed=seed, reshuffle_each_iteration=True)
         if transpose_range > 0:
@@ -114,13 +122,18 @@ def melody_dataset(slices, batch_size, training, transpose_range=0, seed=0):
                 lambda x, r: transpose_classes(
                     x, tf.cast(tf.math.floormod(r, width), tf.int32) - int(transpose_range)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=training)
+    if shard is None:
+        ds = ds.batch(batch_size, drop_remainder=training)
+    elif training:
+        ds = split_for_replicas(ds.batch(shard.pipeline_batch, drop_remainder=True), shard)
+    else:
+        ds = split_for_replicas(ds.batch(batch_size), shard, shard.first_row)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
                          max_slices_per_file, transpose_range=0, eval_fraction=0.1,
-                         num_workers=1, seed=0, cache_dir=None):
+                         num_workers=1, seed=0, cache_dir=None, meters=None, shard=None):
     """Training and evaluation datasets of melody slices.
 
     Args:
@@ -135,6 +148,8 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
         num_workers: extraction processes (0/1: in process).
         seed: seeds slice subsets, shuffling and transposition.
         cache_dir: extraction cache folder (default: see `extract_corpus`).
+        meters: the meters used (config key `meters`; see `audiogen.midi.meters`).
+        shard: an `InputShard` for a distributed run (see `melody_dataset`), or None.
     Returns:
         `MelodyDatasets(train, validation, info)`; `info` is a `MelodyDatasetInfo` (sizes, the two
         `ExtractionReport`s, `summary()`).
@@ -145,7 +160,7 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     common = dict(slice_bar=slice_bar, max_slices_per_file=max_slices_per_file, seed=seed,
-                  num_workers=num_workers, cache_dir=cache_dir)
+                  num_workers=num_workers, cache_dir=cache_dir, meters=meters)
     if eval_dir is None:
         (train, train_report, train_names), (evals, eval_report, eval_names) = \
             _extract_held_out(train_dir, eval_fraction, common)
@@ -160,8 +175,13 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
             f"only {len(train)} training examples of {slice_bar} bars in {train_dir}, fewer than "
             f"batch_size={batch_size}: lower batch_size, raise max_slices_per_file "
             f"({max_slices_per_file}) or add MIDI files. {train_report.summary()}")
-    train_ds = melody_dataset(train, batch_size, True, transpose_range, seed)
-    validation_ds = None if evals is None else melody_dataset(evals, batch_size, False)
+    if shard is not None and len(train) // shard.count < shard.pipeline_batch:
+        raise ValueError(f"{len(train)} training examples in {train_dir} for {shard.count} "
+                         f"workers, fewer than {shard.pipeline_batch} each (the rows of each "
+                         f"worker's replicas): lower batch_size or add MIDI files")
+    train_ds = melody_dataset(train, batch_size, True, transpose_range, seed, shard)
+    validation_ds = None if evals is None else melody_dataset(evals, batch_size, False,
+                                                              shard=shard)
     info = MelodyDatasetInfo(
         slice_steps=slice_bar * STEPS_PER_BAR,
         batch_size=batch_size,

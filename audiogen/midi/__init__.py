@@ -2,9 +2,11 @@
 
 * `encoding`: the 90-class encoding (constants, class <-> pitch, classes -> notes); no note-seq.
 * `melody`: `Melody`, extraction from NoteSequences, melody -> NoteSequence.
+* `meters`: which time signatures are used (`MeterRule`, config key `meters`).
 * `slicing`: fixed-length training slices of melodies.
 * `piano_roll`: a melody as a `[88, T]` image.
-* `files`: reading and writing single MIDI files.
+* `files`: reading and writing single MIDI files; the window of a file a generation uses.
+* `markers`: MIDI marker events (note-seq and pretty_midi ignore them).
 * `rejections`, `report`, `corpus_cache`, `corpus`: extracting a whole folder (why files give
   nothing, what was read and kept, the on-disk cache, the worker pool).
 
@@ -27,6 +29,10 @@ _PUBLIC = {
     "melodies_from_midi": "audiogen.midi.files",
     "midi_to_slices": "audiogen.midi.files",
     "first_melody_slice": "audiogen.midi.files",
+    "find_melody_slice": "audiogen.midi.files",
+    "SourceSlice": "audiogen.midi.files",
+    "MeterRule": "audiogen.midi.meters",
+    "read_markers": "audiogen.midi.markers",
     "MidiReadError": "audiogen.midi.files",
     "extract_corpus": "audiogen.midi.corpus",
     "ExtractionReport": "audiogen.midi.report",

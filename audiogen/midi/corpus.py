@@ -1,10 +1,11 @@
 """Corpus extraction: the melody slices of every MIDI file under a folder, in parallel, cached.
 
 `extract_corpus` walks a directory (recursively, `.mid` / `.midi`, sorted), extracts the melody
-slices of every file (`extract_file`, in worker processes with `num_workers` > 1), keeps at most
-`max_slices_per_file` per file, caches the result (`audiogen.midi.corpus_cache`) and returns it
-with an `ExtractionReport`. When nothing can be extracted it raises `ValueError` with the counts
-of files found, parsed and rejected by reason (it never hangs or stops silently).
+slices of every file in the meters its `meters` rule uses (`audiogen.midi.meters`; `extract_file`,
+in worker processes with `num_workers` > 1), keeps at most `max_slices_per_file` per file,
+caches the result (`audiogen.midi.corpus_cache`) and returns it with an `ExtractionReport`. When
+nothing can be extracted it raises `ValueError` with the counts of files found, parsed and
+rejected by reason (it never hangs or stops silently).
 
 This module does not import TensorFlow, so extraction workers start quickly.
 """
@@ -23,8 +24,9 @@ from audiogen.midi.corpus_cache import cache_path, corpus_cache_key, default_cac
 from audiogen.midi.encoding import STEPS_PER_BAR
 from audiogen.midi.files import MidiReadError, read_midi
 from audiogen.midi.melody import extract_melodies
-from audiogen.midi.rejections import REASON_ERROR, REASON_SILENT, REASON_TOO_SHORT, \
-    REASON_UNPARSABLE, no_melody_reason, reason_category
+from audiogen.midi.meters import MeterRule
+from audiogen.midi.rejections import METERS_HINT, REASON_ERROR, REASON_SILENT, \
+    REASON_TOO_SHORT, REASON_UNPARSABLE, no_melody_reason, reason_category
 from audiogen.midi.report import ExtractionReport
 from audiogen.midi.slicing import melody_slices
 
@@ -67,11 +69,13 @@ class FileResult:
     stats: dict = dataclasses.field(default_factory=dict)
 
 
-def extract_file(path, slice_bar, max_slices_per_file=None, training=True, seed=0, name=None):
+def extract_file(path, slice_bar, max_slices_per_file=None, training=True, seed=0, name=None,
+                 meters=None):
     """Slices of one file for a corpus: unique, with a note-on, at most `max_slices_per_file`.
 
-    In training a random subset is kept (seeded by `seed` and the file `name`, so independent
-    of worker scheduling); otherwise the first N. Never raises: failures become `reason`.
+    `meters`: the meter rule or its setting (see `audiogen.midi.meters`). In training a random
+    subset is kept (seeded by `seed` and the file `name`, so independent of worker scheduling);
+    otherwise the first N. Never raises: failures become `reason`.
     """
     name = name if name is not None else os.fspath(path)
     empty = np.zeros((0, slice_bar * STEPS_PER_BAR), np.int32)
@@ -80,7 +84,7 @@ def extract_file(path, slice_bar, max_slices_per_file=None, training=True, seed=
     except MidiReadError:
         return FileResult(name, empty, REASON_UNPARSABLE, parsed=False)
     try:
-        melodies, mstats = extract_melodies(sequence)
+        melodies, mstats = extract_melodies(sequence, meters=meters)
         slices, sstats = melody_slices(melodies, slice_bar)
     except Exception as e:  # a bad file must not stop a corpus
         return FileResult(name, empty, f"{REASON_ERROR} ({type(e).__name__})")
@@ -131,7 +135,7 @@ def _run_tasks(tasks, num_workers):
 # === Corpus ===
 
 def extract_corpus(midi_dir, slice_bar, max_slices_per_file=None, training=True, seed=0,
-                   num_workers=1, cache_dir=None, files=None, use_cache=True):
+                   num_workers=1, cache_dir=None, files=None, use_cache=True, meters=None):
     """Melody slices of every MIDI file under `midi_dir`, cached on disk.
 
     Args:
@@ -145,6 +149,10 @@ def extract_corpus(midi_dir, slice_bar, max_slices_per_file=None, training=True,
             else `~/.cache/audiogen`.
         files: optional subset of the relative paths of `list_midi_files(midi_dir)`.
         use_cache: False to neither read nor write the cache.
+        meters: the meters used (config key `meters`): None for bars of 16 steps (4/4, 2/2,
+            ...), a list such as `["2/4", "6/8"]` to add those, or "any"; see
+            `audiogen.midi.meters` for how windows are cut in other meters. Part of the cache
+            key.
     Returns:
         `(slices, report)`: int32 `[num_examples, slice_bar * 16]` (files in sorted order) and an
         `ExtractionReport` (`from_cache=True` when it was loaded from the cache).
@@ -154,12 +162,13 @@ def extract_corpus(midi_dir, slice_bar, max_slices_per_file=None, training=True,
     """
     midi_dir = os.fspath(midi_dir)
     _check_settings(slice_bar, max_slices_per_file)
+    rule = MeterRule.from_setting(meters)
     names = list_midi_files(midi_dir) if files is None else sorted(files)
     if not names:
         raise ValueError(f"no MIDI files (.mid, .midi) found under {midi_dir}: 0 files found, "
                          f"0 parsed, 0 examples")
     settings = dict(slice_bar=slice_bar, max_slices_per_file=max_slices_per_file,
-                    training=bool(training), seed=int(seed))
+                    training=bool(training), seed=int(seed), meter_rule=rule.setting)
     path = None
     if use_cache:
         key = corpus_cache_key(midi_dir, names, **settings)
@@ -194,7 +203,7 @@ def _extract_files(midi_dir, names, num_workers, settings):
     """`(slices, report)` of the files `names` of `midi_dir`, extracted now."""
     start = time.perf_counter()
     tasks = [(os.path.join(midi_dir, n), settings["slice_bar"], settings["max_slices_per_file"],
-              settings["training"], settings["seed"], n) for n in names]
+              settings["training"], settings["seed"], n, settings["meter_rule"]) for n in names]
     results = _run_tasks(tasks, num_workers)
     report = ExtractionReport(midi_dir=midi_dir, files_found=len(names),
                               num_workers=max(1, int(num_workers or 1)), **settings)
@@ -216,5 +225,6 @@ def _raise_if_empty(slices, report):
         return
     raise ValueError(
         f"no {report.slice_bar}-bar melody slices could be extracted. {report.summary()}. "
-        f"Only 4/4 segments are used; a melody is a monophonic line of pitches 21..108 that "
-        f"ends at a rest of 1 bar, and a slice needs {report.slice_bar} bars of it.")
+        f"Meters used: {MeterRule.from_setting(report.meter_rule).describe()} ({METERS_HINT}); "
+        f"a melody is a monophonic line of pitches 21..108 that ends at a rest of 1 bar, and a "
+        f"slice needs {report.slice_bar * STEPS_PER_BAR} sixteenth steps of it.")

@@ -1,8 +1,9 @@
 """The on-disk cache of corpus extractions: its folder, its key, and reading / writing entries.
 
 An entry is one `.npz` holding the int32 slices and the `ExtractionReport` as JSON. Its name
-carries a hash of the files (path, size, mtime) and of the settings that shape the result, so a
-changed file or setting simply misses the cache; unreadable entries are ignored with a warning.
+carries a hash of the files (path, size, mtime) and of the settings that shape the result (the
+meter rule among them), so a changed file or setting simply misses the cache; unreadable entries
+are ignored with a warning.
 """
 import hashlib
 import json
@@ -16,7 +17,7 @@ from audiogen.midi.report import ExtractionReport
 
 CACHE_DIR_NAME = ".audiogen_cache"
 # Bump when a change to the extraction would change its output: old cache entries stop matching.
-EXTRACTION_VERSION = 1
+EXTRACTION_VERSION = 2
 
 
 def default_cache_dir(midi_dir):
@@ -31,8 +32,11 @@ def default_cache_dir(midi_dir):
     return user_cache_dir()
 
 
-def corpus_cache_key(midi_dir, names, slice_bar, max_slices_per_file, training, seed):
-    """Hash of the files (path, size, mtime) and the settings that shape the result."""
+def corpus_cache_key(midi_dir, names, slice_bar, max_slices_per_file, training, seed,
+                     meter_rule=None):
+    """Hash of the files (path, size, mtime) and the settings that shape the result.
+
+    `meter_rule` is the canonical `meters` setting (`MeterRule.setting`)."""
     files = []
     for name in names:
         path = os.path.realpath(os.path.join(midi_dir, name))
@@ -40,7 +44,8 @@ def corpus_cache_key(midi_dir, names, slice_bar, max_slices_per_file, training, 
         files.append([path, st.st_size, st.st_mtime_ns])
     payload = json.dumps({"version": EXTRACTION_VERSION, "files": files, "slice_bar": slice_bar,
                           "max_slices_per_file": max_slices_per_file,
-                          "training": bool(training), "seed": int(seed)}, sort_keys=True)
+                          "training": bool(training), "seed": int(seed),
+                          "meters": meter_rule}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -8,17 +8,20 @@ Extraction rules (`extract_melodies`):
 
 1. The NoteSequence is split at every tempo and time-signature change (events at the same time
    are merged first, the last one wins). A segment without a time signature is 4/4, as in MIDI.
-2. Only 4/4 segments are kept; they are quantized at 4 steps per quarter (16 steps per bar), with
-   bar lines counted from the start of the segment.
+2. Only segments in a meter the `MeterRule` accepts are kept (by default those whose bar is 16
+   sixteenth steps: 4/4, 2/2, ...; see `audiogen.midi.meters`); the others are counted per meter
+   in `MelodyStats.rejected_meters`. Kept segments are quantized at 4 steps per quarter, with
+   bar lines of the segment's meter (every 16 steps in 4/4, 8 in 2/4, 12 in 6/8) counted from
+   the start of the segment.
 3. Per instrument (NoteSequence `instrument`, i.e. pretty_midi track): drum notes and notes with
    velocity 0 are skipped; notes whose pitch lies outside 21..108 are DROPPED (removed before the
    monophonic reduction, as if they were never played; the rest of the melody is kept).
 4. Monophonic reduction: on simultaneous onsets the highest note wins; a later onset ends the
    note sounding before it.
-5. A rest of at least one bar (`gap_bars`) between the end of a note and the next onset ends the
-   melody. A melody starts at the bar line at or before its first note and is padded with
-   `NO_EVENT` to a whole number of bars (a note ending exactly on the last bar line gets no
-   `NOTE_OFF`, it simply lasts to the end).
+5. A rest of at least one bar (`gap_bars` bars of the segment's meter) between the end of a
+   note and the next onset ends the melody. A melody starts at the bar line at or before its
+   first note and is padded with `NO_EVENT` to a whole number of bars (a note ending exactly on
+   the last bar line gets no `NOTE_OFF`, it simply lasts to the end).
 
 The extraction is written here rather than with `note_seq.Melody.from_quantized_sequence`: that
 method keeps out-of-range pitches, and searching again from the bar line before the end of the
@@ -41,6 +44,7 @@ with warnings.catch_warnings():  # note_seq imports pydub, which warns about a m
 from audiogen.midi.encoding import (
     DEFAULT_QPM, DEFAULT_VELOCITY, FIRST_PITCH_CLASS, GAP_BARS, MAX_PITCH, MIN_PITCH, NO_EVENT,
     NOTE_OFF, STEPS_PER_BAR, STEPS_PER_QUARTER, classes_to_notes, validate_classes)
+from audiogen.midi.meters import MeterRule, bar_steps, meter_name
 
 
 # === Data ===
@@ -50,13 +54,15 @@ class Melody:
     """One monophonic melody extracted from a NoteSequence.
 
     Args:
-        classes: int32 `[num_steps]`, a whole number of bars.
+        classes: int32 `[num_steps]`, a whole number of bars of its meter.
         instrument: NoteSequence instrument (pretty_midi track index) it came from.
         program: MIDI program of its first note.
         segment: index of the tempo/time-signature segment of the source.
         start_step: first step, counted from the start of the segment (a bar line).
         segment_start_time: start of the segment in the source, seconds.
         qpm: tempo of the segment.
+        meter: time signature of the segment, e.g. "6/8".
+        steps_per_bar: steps in a bar of that meter (16 in 4/4, 12 in 6/8).
     """
     classes: np.ndarray
     instrument: int = 0
@@ -65,27 +71,33 @@ class Melody:
     start_step: int = 0
     segment_start_time: float = 0.0
     qpm: float = DEFAULT_QPM
+    meter: str = "4/4"
+    steps_per_bar: int = STEPS_PER_BAR
 
     @property
     def start_bar(self):
-        """First bar within the segment, 0-based."""
-        return self.start_step // STEPS_PER_BAR
+        """First bar (of the segment's meter) within the segment, 0-based."""
+        return self.start_step // self.steps_per_bar
 
     @property
     def num_bars(self):
-        return len(self.classes) // STEPS_PER_BAR
+        return len(self.classes) // self.steps_per_bar
+
+    @property
+    def seconds_per_step(self):
+        return 60.0 / (self.qpm * STEPS_PER_QUARTER)
 
     @property
     def start_time(self):
         """Start of the melody in the source, seconds."""
-        return self.segment_start_time + self.start_step * 60.0 / (self.qpm * STEPS_PER_QUARTER)
+        return self.segment_start_time + self.start_step * self.seconds_per_step
 
 
 @dataclasses.dataclass
 class MelodyStats:
     """What `extract_melodies` saw and skipped in one NoteSequence."""
     segments: int = 0
-    segments_4_4: int = 0
+    segments_used: int = 0         # in a meter the rule accepts
     segments_other_meter: int = 0
     segments_unquantizable: int = 0
     drum_notes: int = 0
@@ -93,6 +105,8 @@ class MelodyStats:
     polyphonic_notes: int = 0      # lower notes dropped on simultaneous onsets
     melodies: int = 0
     meters: dict = dataclasses.field(default_factory=dict)   # "3/4" -> number of segments
+    rejected_meters: dict = dataclasses.field(default_factory=dict)  # the same, not accepted
+    rule: str = MeterRule().describe()                       # the meters accepted
 
 
 # === Extraction ===
@@ -154,22 +168,25 @@ def segment_qpm(segment):
 
 def melodies_from_quantized(quantized, gap_bars=GAP_BARS, segment=0, segment_start_time=0.0,
                             stats=None):
-    """Monophonic melodies of a NoteSequence quantized at 4 steps per quarter in 4/4.
+    """Monophonic melodies of a NoteSequence quantized at 4 steps per quarter, in its meter.
 
     See the module docstring for the rules. Returns a list of `Melody`, ordered by start step
     then instrument.
     """
     stats = stats if stats is not None else MelodyStats()
     qpm = segment_qpm(quantized)
-    gap = int(gap_bars * STEPS_PER_BAR)
+    meter = segment_meter(quantized)
+    bar = bar_steps(*meter)
+    gap = int(gap_bars * bar)
     by_instrument = _pitched_notes_by_instrument(quantized, stats)
     melodies = []
     for instrument in sorted(by_instrument):
         for group in _split_at_rests(_monophonic(by_instrument[instrument], stats), gap):
             melodies.append(Melody(
-                classes=_encode_notes(group), instrument=instrument, program=group[0][3],
-                segment=segment, start_step=group[0][1] - group[0][1] % STEPS_PER_BAR,
-                segment_start_time=segment_start_time, qpm=qpm))
+                classes=_encode_notes(group, bar), instrument=instrument, program=group[0][3],
+                segment=segment, start_step=group[0][1] - group[0][1] % bar,
+                segment_start_time=segment_start_time, qpm=qpm, meter=meter_name(*meter),
+                steps_per_bar=bar))
     melodies.sort(key=lambda m: (m.start_step, m.instrument))
     stats.melodies += len(melodies)
     return melodies
@@ -220,11 +237,12 @@ def _split_at_rests(mono, gap):
     return groups
 
 
-def _encode_notes(notes):
-    """Classes of monophonic, non-overlapping [pitch, start, end, ...] notes, bar-aligned."""
-    origin = notes[0][1] - notes[0][1] % STEPS_PER_BAR
+def _encode_notes(notes, bar):
+    """Classes of monophonic, non-overlapping [pitch, start, end, ...] notes, aligned on bars of
+    `bar` steps."""
+    origin = notes[0][1] - notes[0][1] % bar
     last_end = notes[-1][2] - origin
-    length = -(-last_end // STEPS_PER_BAR) * STEPS_PER_BAR
+    length = -(-last_end // bar) * bar
     classes = np.full(length, NO_EVENT, np.int32)
     for _, start, end, *_ in notes:
         if end - origin < length:
@@ -234,23 +252,26 @@ def _encode_notes(notes):
     return classes
 
 
-def extract_melodies(sequence, gap_bars=GAP_BARS):
+def extract_melodies(sequence, gap_bars=GAP_BARS, meters=None):
     """Melodies of an unquantized NoteSequence (e.g. read from MIDI).
 
-    Returns `(melodies, stats)`: a list of `Melody` in the order of the source (segment, start,
-    instrument) and a `MelodyStats`.
+    `meters`: the meters used, a `MeterRule` or its setting (None: bars of 16 steps; a list such
+    as `["2/4", "6/8"]` adds those; "any"). Returns `(melodies, stats)`: a list of `Melody` in
+    the order of the source (segment, start, instrument) and a `MelodyStats`.
     """
-    stats = MelodyStats()
+    rule = MeterRule.from_setting(meters)
+    stats = MelodyStats(rule=rule.describe())
     melodies = []
     for index, segment in enumerate(split_segments(sequence)):
         stats.segments += 1
         meter = segment_meter(segment)
-        key = f"{meter[0]}/{meter[1]}"
+        key = meter_name(*meter)
         stats.meters[key] = stats.meters.get(key, 0) + 1
-        if meter != (4, 4):
+        if not rule.accepts(*meter):
             stats.segments_other_meter += 1
+            stats.rejected_meters[key] = stats.rejected_meters.get(key, 0) + 1
             continue
-        stats.segments_4_4 += 1
+        stats.segments_used += 1
         try:
             quantized = sequences_lib.quantize_note_sequence(segment, STEPS_PER_QUARTER)
         except (sequences_lib.QuantizationStatusError, sequences_lib.MultipleTempoError,
@@ -267,38 +288,67 @@ def extract_melodies(sequence, gap_bars=GAP_BARS):
 # === Back to notes ===
 
 def melody_to_note_sequence(classes, qpm=DEFAULT_QPM, velocity=DEFAULT_VELOCITY, program=0,
-                            instrument=0, gap_bars=0):
-    """A 4/4 NoteSequence of one melody, or of several played one after another.
+                            instrument=0, gap_bars=0, time_signature=(4, 4), markers=None):
+    """A NoteSequence of one melody, or of several played one after another.
 
     Args:
         classes: int `[num_steps]` melody, or a list / 2-D array of melodies, which are
-            concatenated (each starts where the previous one ends, plus `gap_bars` of rest;
-            a note still sounding at the end of a melody stops there).
-        qpm: tempo, quarter notes per minute (a step is a sixteenth note).
+            concatenated (each starts where the previous one ends, plus `gap_bars` 16-step bars
+            of rest; a note still sounding at the end of a melody stops there).
+        qpm: tempo, quarter notes per minute (a step is a sixteenth note); or a list with one
+            tempo per melody (a tempo change where a melody starts with another tempo).
+        program: MIDI program 0..127, or a list with one per melody (each program after the
+            first gets its own instrument, i.e. track: note-seq writes one program per
+            instrument).
+        time_signature: `(numerator, denominator)` written at the start.
+        markers: None, or one text per melody, kept as a `text_annotation` at the melody's start
+            (`audiogen.midi.files.write_midi` writes them as MIDI markers).
     """
-    if qpm <= 0:
+    melodies = _as_melody_list(classes)
+    qpms = _per_melody(qpm, len(melodies), "qpm")
+    programs = _per_melody(program, len(melodies), "program")
+    texts = _per_melody(markers, len(melodies), "markers") if markers is not None else None
+    if any(q <= 0 for q in qpms):
         raise ValueError(f"qpm must be positive, got {qpm}")
-    if isinstance(classes, np.ndarray) and classes.ndim == 1:
-        melodies = [classes]
-    elif isinstance(classes, np.ndarray) and classes.ndim == 2:
-        melodies = list(classes)
-    elif isinstance(classes, (list, tuple)) and classes and not np.isscalar(classes[0]):
-        melodies = list(classes)
-    else:
-        melodies = [np.asarray(classes)]
-    seconds_per_step = 60.0 / (qpm * STEPS_PER_QUARTER)
+    if any(not 0 <= p <= 127 for p in programs):
+        raise ValueError(f"program must be a MIDI program in 0..127, got {program}")
     sequence = music_pb2.NoteSequence()
     sequence.ticks_per_quarter = note_seq.STANDARD_PPQ
-    sequence.tempos.add(time=0.0, qpm=qpm)
-    sequence.time_signatures.add(time=0.0, numerator=4, denominator=4)
-    offset = 0
-    for melody in melodies:
+    sequence.time_signatures.add(time=0.0, numerator=time_signature[0],
+                                 denominator=time_signature[1])
+    tracks = {p: instrument + k for k, p in enumerate(dict.fromkeys(programs))}
+    time = 0.0
+    for index, melody in enumerate(melodies):
         melody = validate_classes(melody)
+        seconds_per_step = 60.0 / (qpms[index] * STEPS_PER_QUARTER)
+        if index == 0 or qpms[index] != qpms[index - 1]:
+            sequence.tempos.add(time=time, qpm=qpms[index])
+        if texts is not None:
+            sequence.text_annotations.add(time=time, text=str(texts[index]))
         for pitch, start, end in classes_to_notes(melody):
-            sequence.notes.add(pitch=pitch, velocity=velocity, program=program,
-                               instrument=instrument,
-                               start_time=(offset + start) * seconds_per_step,
-                               end_time=(offset + end) * seconds_per_step)
-        offset += len(melody) + int(gap_bars * STEPS_PER_BAR)
+            sequence.notes.add(pitch=pitch, velocity=velocity, program=int(programs[index]),
+                               instrument=tracks[programs[index]],
+                               start_time=time + start * seconds_per_step,
+                               end_time=time + end * seconds_per_step)
+        time += (len(melody) + int(gap_bars * STEPS_PER_BAR)) * seconds_per_step
     sequence.total_time = max([n.end_time for n in sequence.notes], default=0.0)
     return sequence
+
+
+def _as_melody_list(classes):
+    if isinstance(classes, np.ndarray) and classes.ndim == 1:
+        return [classes]
+    if isinstance(classes, np.ndarray) and classes.ndim == 2:
+        return list(classes)
+    if isinstance(classes, (list, tuple)) and classes and not np.isscalar(classes[0]):
+        return list(classes)
+    return [np.asarray(classes)]
+
+
+def _per_melody(value, count, name):
+    """`value` repeated `count` times, or the list itself when it has one entry per melody."""
+    if isinstance(value, (list, tuple, np.ndarray)) and not isinstance(value, str):
+        if len(value) != count:
+            raise ValueError(f"{name}: {len(value)} values for {count} melodies")
+        return list(value)
+    return [value] * count

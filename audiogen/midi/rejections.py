@@ -1,27 +1,29 @@
 """Why a MIDI file gives no melody slice: the reason constants and their wording.
 
 A corpus report counts files under these exact strings (`REASONS`); `no_melody_reason` adds the
-details of one file (meters found, notes dropped) for messages about a single file.
+details of one file (meters found and the meters used, notes dropped) for messages about a
+single file.
 """
 REASON_UNPARSABLE = "unparsable MIDI"
-REASON_NO_4_4 = "no 4/4 segment"
-REASON_UNQUANTIZABLE = "4/4 segments could not be quantized"
-REASON_NO_MELODY = "no melody (no non-drum note in 21..108 in 4/4)"
+REASON_NO_METER = "no segment in a meter used"
+REASON_UNQUANTIZABLE = "segments in a meter used could not be quantized"
+REASON_NO_MELODY = "no melody (no non-drum note in 21..108 in a meter used)"
 REASON_TOO_SHORT = "no melody long enough for one slice"
 REASON_SILENT = "only slices without a note-on"
 REASON_ERROR = "extraction error"
-REASONS = (REASON_UNPARSABLE, REASON_NO_4_4, REASON_UNQUANTIZABLE, REASON_NO_MELODY,
+REASONS = (REASON_UNPARSABLE, REASON_NO_METER, REASON_UNQUANTIZABLE, REASON_NO_MELODY,
            REASON_TOO_SHORT, REASON_SILENT, REASON_ERROR)
+METERS_HINT = 'the config key `meters` adds others (e.g. ["2/4", "6/8"], or "any")'
 
 
 def no_melody_reason(stats):
     """Why `extract_melodies` found no melody, from its `MelodyStats`, with the details."""
     if stats.segments == 0:
         return f"{REASON_NO_MELODY}: the file has no notes"
-    if stats.segments_4_4 == 0:
+    if stats.segments_used == 0:
         meters = ", ".join(f"{k} x{v}" for k, v in sorted(stats.meters.items()))
-        return f"{REASON_NO_4_4} (found: {meters})"
-    if stats.segments_unquantizable == stats.segments_4_4:
+        return f"{REASON_NO_METER} (found: {meters}; used: {stats.rule}; {METERS_HINT})"
+    if stats.segments_unquantizable == stats.segments_used:
         return REASON_UNQUANTIZABLE
     detail = []
     if stats.drum_notes:

@@ -5,8 +5,10 @@ fields are part of the cache format.
 """
 import dataclasses
 
+from audiogen.midi.meters import MeterRule
+
 # Per-file counters (`FileResult.stats`) that add up over the corpus.
-SUMMED_STATS = ("segments", "segments_4_4", "melodies", "drum_notes", "out_of_range_notes",
+SUMMED_STATS = ("segments", "segments_used", "melodies", "drum_notes", "out_of_range_notes",
                 "windows", "silent_slices", "duplicate_slices", "capped_slices")
 # File names kept per rejection reason: enough to find examples, short enough for a log line.
 MAX_NAMES_PER_REASON = 10
@@ -20,14 +22,16 @@ class ExtractionReport:
     max_slices_per_file: int = None
     training: bool = True
     seed: int = 0
+    meter_rule: object = None       # the canonical `meters` setting (`MeterRule.setting`)
     files_found: int = 0
     files_parsed: int = 0
     files_used: int = 0
     rejected: dict = dataclasses.field(default_factory=dict)        # reason -> files
     rejected_files: dict = dataclasses.field(default_factory=dict)  # reason -> first names
     segments: int = 0
-    segments_4_4: int = 0
-    meters: dict = dataclasses.field(default_factory=dict)
+    segments_used: int = 0
+    meters: dict = dataclasses.field(default_factory=dict)           # meter -> segments
+    rejected_meters: dict = dataclasses.field(default_factory=dict)  # of those, not used
     melodies: int = 0
     drum_notes: int = 0
     out_of_range_notes: int = 0
@@ -58,8 +62,16 @@ class ExtractionReport:
                 names.append(result.name)
         for field in SUMMED_STATS:
             setattr(self, field, getattr(self, field) + result.stats.get(field, 0))
-        for meter, count in result.stats.get("meters", {}).items():
-            self.meters[meter] = self.meters.get(meter, 0) + count
+        for field in ("meters", "rejected_meters"):
+            counts = getattr(self, field)
+            for meter, count in result.stats.get(field, {}).items():
+                counts[meter] = counts.get(meter, 0) + count
+
+    @property
+    def used_meters(self):
+        """meter -> segments used."""
+        used = {k: v - self.rejected_meters.get(k, 0) for k, v in self.meters.items()}
+        return {k: v for k, v in used.items() if v}
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -72,13 +84,19 @@ class ExtractionReport:
     def summary(self):
         """One paragraph for logs and error messages."""
         rejected = "; ".join(f"{n} {r}" for r, n in sorted(self.rejected.items())) or "none"
-        meters = ", ".join(f"{k} x{v}" for k, v in sorted(self.meters.items())) or "none"
+        rule = MeterRule.from_setting(self.meter_rule).describe()
         source = f"cache {self.cache_path}" if self.from_cache else \
             f"{self.seconds:.1f} s with {self.num_workers} worker(s)"
         return (f"{self.midi_dir}: {self.files_found} MIDI files found, {self.files_parsed} "
                 f"parsed, {self.files_used} used, {self.files_rejected} rejected ({rejected}); "
-                f"segments: {self.segments} (meters: {meters}), {self.melodies} melodies, "
+                f"segments: {self.segments} (used: {_meter_counts(self.used_meters)}; not in "
+                f"a meter used: {_meter_counts(self.rejected_meters)}; meters used: {rule}), "
+                f"{self.melodies} melodies, "
                 f"{self.windows} windows of {self.slice_bar} bars ({self.silent_slices} silent "
                 f"and {self.duplicate_slices} duplicate dropped, {self.capped_slices} over "
                 f"max_slices_per_file={self.max_slices_per_file}); {self.examples} examples "
                 f"({source})")
+
+
+def _meter_counts(meters):
+    return ", ".join(f"{k} x{v}" for k, v in sorted(meters.items())) or "none"

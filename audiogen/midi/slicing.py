@@ -3,6 +3,11 @@
 `melody_windows` lists the windows of one melody; `melody_slices` keeps the unique windows with a
 note-on over several melodies and counts what it dropped in a `SliceStats`. Pure numpy: it works
 on `audiogen.midi.melody.Melody` objects or on plain class arrays alike.
+
+A window is always `slice_bar * 16` steps. It starts on a bar line of its melody's meter and the
+next one starts `hop_bars` bars of that meter later (a plain array is taken as 16-step bars): in
+2/4 a 2-bar window is four 2/4 bars and windows start every 8 steps; in 6/8 it is 2 2/3 bars and
+windows start every 12 steps (see `audiogen.midi.meters`).
 """
 import dataclasses
 
@@ -31,11 +36,12 @@ class SliceStats:
 
 
 def melody_slices(melodies, slice_bar, hop_bars=1):
-    """Unique windows of `slice_bar` bars with a `hop_bars` hop over `melodies`.
+    """Unique windows of `slice_bar * 16` steps with a hop of `hop_bars` bars over `melodies`.
 
-    `melodies` holds `Melody` objects or int class arrays. Windows must lie wholly inside a
-    melody. Windows without a note-on and repeats of an earlier window are dropped; order is that
-    of first appearance. Returns `(int32 [num_slices, slice_bar * 16], SliceStats)`.
+    `melodies` holds `Melody` objects (bars of their meter, `steps_per_bar`) or int class arrays
+    (16-step bars). Windows must lie wholly inside a melody. Windows without a note-on and
+    repeats of an earlier window are dropped; order is that of first appearance. Returns
+    `(int32 [num_slices, slice_bar * 16], SliceStats)`.
     """
     slice_steps = slice_bar * STEPS_PER_BAR
     stats = SliceStats()
@@ -44,7 +50,8 @@ def melody_slices(melodies, slice_bar, hop_bars=1):
     for melody in melodies:
         # Duck-typed rather than isinstance(Melody) so that slicing needs no note-seq.
         classes = getattr(melody, "classes", melody)
-        windows = melody_windows(classes, slice_steps, hop_bars * STEPS_PER_BAR)
+        bar = getattr(melody, "steps_per_bar", STEPS_PER_BAR)
+        windows = melody_windows(classes, slice_steps, hop_bars * bar)
         stats.windows += len(windows)
         for window in windows:
             if not has_note_on(window):

@@ -53,7 +53,7 @@ class MusicVAETask(TrainingTask):
         data = make_melody_datasets(
             c["train_dir"], c["eval_dir"], slice_bar=c["slice_bar"], batch_size=c["batch_size"],
             max_slices_per_file=c["max_slices_per_file"], transpose_range=c["transpose_range"],
-            eval_fraction=c["eval_fraction"], num_workers=c["num_workers"])
+            eval_fraction=c["eval_fraction"], num_workers=c["num_workers"], meters=c["meters"])
         return Datasets(data.train, data.validation, data.info.summary())
 
     def build_model(self):
