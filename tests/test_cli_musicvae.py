@@ -5,6 +5,7 @@ import shutil
 
 import note_seq
 import pytest
+from PIL import Image
 
 from audiogen.cli import generate, train
 from audiogen.training.checkpoints import load_training_args
@@ -63,30 +64,34 @@ def test_training_writes_checkpoints_config_and_summaries(trained_run):
     assert os.listdir(os.path.join(run_dir, "tensorboard", "advanced"))
 
 
-def test_sample_writes_requested_count_of_two_bar_files(trained_run, tmp_path):
+def test_sample_writes_requested_count_of_two_bar_files_and_plots(trained_run, tmp_path):
     _, _, _, run_dir = trained_run
     out = str(tmp_path / "mel.mid")
     assert generate.main(["--checkpoint_path", run_dir, "--output_path", out, "--num_seqs", "3",
-                          "--temperature", "0.5", "1.0", "--rng_seed", "1"]) == 0
-    names = sorted(os.listdir(tmp_path))
+                          "--temperature", "0.5", "1.0", "--rng_seed", "1", "--plot"]) == 0
+    names = sorted(n for n in os.listdir(tmp_path) if n.endswith(".mid"))
     assert names == ["mel_0.mid", "mel_1.mid", "mel_2.mid"]
+    assert sorted(os.listdir(tmp_path)) == sorted(names + ["mel_0.png", "mel_1.png", "mel_2.png"])
     for name in names:
         assert read_bars(str(tmp_path / name)) <= 2.0 + 1e-6
 
 
-def test_interpolate_and_reconstruct(trained_run, tmp_path):
+def test_interpolate_and_reconstruct_and_plot(trained_run, tmp_path):
     _, _, _, run_dir = trained_run
     a, b = (os.path.join(DEMO_MIDI, n) for n in FOUR_FOUR[:2])
     out = str(tmp_path / "interp.mid")
     assert generate.main(["--checkpoint_path", run_dir, "--output_path", out,
-                          "--interpolate", a, b, "--steps", "4", "--rng_seed", "1"]) == 0
-    assert sorted(os.listdir(tmp_path)) == [f"interp_{i}.mid" for i in range(4)] + [
-        "interp_all.mid"]
+                          "--interpolate", a, b, "--steps", "4", "--rng_seed", "1", "--plot"]) == 0
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [f"interp_{i}.{ext}" for i in range(4) for ext in ("mid", "png")]
+        + ["interp_all.mid", "interp_all.png"])
+    with Image.open(tmp_path / "interp_all.png") as image:  # the 4 steps stacked
+        assert image.format == "PNG" and image.height > 4 * 100
     assert read_bars(str(tmp_path / "interp_all.mid")) > 6.0  # 4 x 2 bars in a row
     out = str(tmp_path / "recon.mid")
     assert generate.main(["--checkpoint_path", run_dir, "--output_path", out,
                           "--reconstruct", a, "--rng_seed", "1"]) == 0
-    assert os.path.exists(out)
+    assert os.path.exists(out) and not os.path.exists(str(tmp_path / "recon.png"))
 
 
 def test_input_without_melody_is_a_clear_error(trained_run, tmp_path, capsys):

@@ -140,12 +140,15 @@ def test_generate_other_sample_rate_changes_only_the_header(trained, tmp_path, c
     assert (info.samplerate, info.frames) == (16000, RATE // 2)
 
 
-def test_generate_with_seed_begins_with_the_seed(trained, corpus, tmp_path):
+def test_generate_with_seed_begins_with_the_seed_and_plots(trained, corpus, tmp_path):
     out = str(tmp_path / "seeded.wav")
     seed = os.path.join(corpus, "tone2.wav")
     assert generate.main(["--checkpoint_path", os.path.join(trained, "logdir", "run"),
                           "--output_path", out, "--dur", "0.25", "--seed", seed,
-                          "--seed_offset", "0.5s", "--seed_dur", "0.125"]) == 0
+                          "--seed_offset", "0.5s", "--seed_dur", "0.125", "--plot"]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["seeded.png", "seeded.wav"]
+    with open(tmp_path / "seeded.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     audio, rate = sf.read(out)
     assert len(audio) == RATE // 8 + RATE // 4
     expected = load_audio(seed, RATE)[RATE // 2: RATE // 2 + RATE // 8]

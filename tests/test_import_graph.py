@@ -15,7 +15,7 @@ PACKAGE = os.path.join(ROOT, "audiogen")
 LAYERS = [
     ["files", "hashing", "temperatures", "losses", "loss_scaling", "schedules", "threads"],
     ["audio", "midi"],
-    ["config"],
+    ["config", "plots"],
     ["precision"],
     ["kernels"],
     ["rnn"],

@@ -34,6 +34,10 @@ def build_parser():
                         help="Random seed for sampling (default: a fresh one, printed).")
     add_bool(parser, "overwrite", False,
              "Replace existing output files (otherwise the next free name is used)")
+    add_bool(parser, "plot", False,
+             "Also write a PNG beside each output, with the same name: waveform and "
+             "spectrogram of audio, piano roll of a melody (all steps of an interpolation "
+             "in one picture beside its _all file)")
     add_debug(parser)
     samplernn = parser.add_argument_group("SampleRNN")
     samplernn.add_argument("--dur", type=positive_float, default=3,
@@ -70,6 +74,9 @@ def main(argv=None):
 def _generate(args):
     if args.num_seqs < 1:
         return fail(f"--num_seqs must be at least 1, got {args.num_seqs}")
+    if args.plot and os.path.splitext(args.output_path)[1].lower() == ".png":
+        return fail(f"--output_path {args.output_path} is where the pictures of --plot would go "
+                    f"(a .png beside each output): name the output .wav or .mid")
     from audiogen.training.trained import read_run
     try:
         checkpoint, run_dir, config = read_run(args.checkpoint_path, args.config_file)

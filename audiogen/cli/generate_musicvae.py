@@ -4,10 +4,11 @@ import os
 import numpy as np
 
 from audiogen.cli.args import fail
-from audiogen.cli.outputs import numbered_paths, output_paths
+from audiogen.cli.outputs import numbered_paths, outputs_and_pictures
 from audiogen.midi.encoding import STEPS_PER_BAR
 from audiogen.midi.files import first_melody_slice, write_midi
 from audiogen.musicvae.sampler import interpolate, reconstruct, sample
+from audiogen.plots import melodies_figure, melody_figure, save_png
 from audiogen.temperatures import cycle_temperatures
 from audiogen.training.trained import CheckpointMismatchError, model_from_config, restore_weights
 
@@ -31,19 +32,27 @@ def run(args, config, checkpoint, run_dir):
         melodies = np.asarray(interpolate(model, inputs[0], inputs[1], args.steps,
                                           temperature=temperatures[0], rng_seed=args.rng_seed))
         stem, ext = os.path.splitext(args.output_path)
-        *paths, joined = output_paths(numbered_paths(args.output_path, len(melodies))
-                                      + [f"{stem}_all{ext}"], args.overwrite)
-        write_all(melodies, paths, args.qpm)
+        (*paths, joined), (*pictures, joined_picture) = outputs_and_pictures(
+            numbered_paths(args.output_path, len(melodies)) + [f"{stem}_all{ext}"],
+            args.overwrite, args.plot)
+        write_all(melodies, paths, pictures, args.qpm)
         write_midi(melodies.reshape(-1), joined, qpm=args.qpm)
         print(f"Wrote {joined} ({args.steps} steps in a row)")
+        if joined_picture:
+            a, b = (os.path.basename(p) for p in args.interpolate)
+            titles = [f"step {i + 1}" for i in range(len(melodies))]
+            titles[0], titles[-1] = f"{titles[0]}: {a}", f"{titles[-1]}: {b}"
+            write_picture(melodies_figure(melodies, titles, f"Interpolation from {a} to {b}"),
+                          joined_picture)
     elif args.reconstruct:
         melodies = np.asarray(reconstruct(model, inputs[0][None], temperature=temperatures[0],
                                           rng_seed=args.rng_seed))
-        write_all(melodies, output_paths([args.output_path], args.overwrite), args.qpm)
+        write_all(melodies, *outputs_and_pictures([args.output_path], args.overwrite, args.plot),
+                  args.qpm)
     else:
         melodies = np.asarray(sample(model, args.num_seqs, temperatures, rng_seed=args.rng_seed))
-        write_all(melodies, output_paths(numbered_paths(args.output_path, len(melodies)),
-                                         args.overwrite), args.qpm)
+        write_all(melodies, *outputs_and_pictures(numbered_paths(args.output_path, len(melodies)),
+                                                  args.overwrite, args.plot), args.qpm)
     return 0
 
 
@@ -53,8 +62,15 @@ def load_melody(path, num_steps):
     return melody
 
 
-def write_all(melodies, paths, qpm):
+def write_all(melodies, paths, pictures, qpm):
     bars = melodies.shape[1] // STEPS_PER_BAR
-    for melody, path in zip(melodies, paths):
+    for melody, path, picture in zip(melodies, paths, pictures):
         write_midi(melody, path, qpm=qpm)
         print(f"Wrote {path} ({bars} bars at {qpm:g} qpm)")
+        if picture:
+            write_picture(melody_figure(melody, os.path.basename(path)), picture)
+
+
+def write_picture(figure, path):
+    save_png(figure, path)
+    print(f"Wrote {path}")

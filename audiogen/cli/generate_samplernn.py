@@ -1,11 +1,14 @@
 """SampleRNN generation from a checkpoint: one compiled call for all sequences."""
+import os
+
 import numpy as np
 
 from audiogen.audio.io import save_wav
 from audiogen.audio.prime import load_prime_levels, parse_offset
 from audiogen.audio.quantize import dequantize
 from audiogen.cli.args import fail
-from audiogen.cli.outputs import numbered_paths, output_paths
+from audiogen.cli.outputs import numbered_paths, outputs_and_pictures
+from audiogen.plots import audio_figure, save_png
 from audiogen.samplernn.sampler import (
     choose_engine, generate, generation_groups, set_generation_threads)
 from audiogen.temperatures import cycle_temperatures
@@ -46,10 +49,15 @@ def run(args, config, checkpoint, run_dir):
     levels = generate(model, num_samples, temperatures, prime_levels=prime_levels,
                       rng_seed=args.rng_seed, engine=engine, groups=groups)
     audio = dequantize(levels, config["q_type"], config["q_levels"]).numpy()
-    paths = output_paths(numbered_paths(args.output_path, len(audio)), args.overwrite)
-    for path, samples, temperature in zip(paths, audio, temperatures):
+    paths, pictures = outputs_and_pictures(numbered_paths(args.output_path, len(audio)),
+                                           args.overwrite, args.plot)
+    for path, picture, samples, temperature in zip(paths, pictures, audio, temperatures):
         save_wav(path, samples, header_rate)
         print(f"Wrote {path} ({len(samples) / model_rate:.2f} s, temperature {temperature:g})")
+        if picture:
+            title = f"{os.path.basename(path)}: temperature {temperature:g}"
+            save_png(audio_figure(samples, header_rate, title), picture)
+            print(f"Wrote {picture}")
     return 0
 
 

@@ -22,3 +22,12 @@ def output_paths(paths, overwrite):
         print(f"{paths[0]} exists: writing {free[0]}" + (" ..." if len(free) > 1 else "")
               + " instead (--overwrite replaces existing files)")
     return free
+
+
+def outputs_and_pictures(paths, overwrite, plot):
+    """`(outputs, pictures)`: `output_paths(paths)` and, with `plot`, the PNG beside each one
+    (same stem), named together so that an output and its picture share a name; the pictures
+    are `[None, ...]` without `plot`."""
+    pictures = [os.path.splitext(p)[0] + ".png" for p in paths] if plot else []
+    named = output_paths(list(paths) + pictures, overwrite)
+    return named[:len(paths)], named[len(paths):] or [None] * len(paths)

@@ -1,23 +1,21 @@
 """TensorBoard summaries of a MusicVAE in training: latent histograms and piano-roll images.
 
-The roll of one melody is `audiogen.midi.piano_roll`; this module lays rolls out side by side
-(`comparison_image`) and writes them with the latent histograms (`AdvancedSummaries`).
+The piano rolls are `audiogen.plots` figures, the same pictures as `generate.py --plot` draws.
 """
 import keras
 import numpy as np
 import tensorflow as tf
 
-from audiogen.midi.piano_roll import piano_roll
+from audiogen.plots import figure_image, melodies_figure
 
 
 def comparison_image(originals, reconstructions):
-    """`uint8 [1, H, W, 1]`: each original's roll above its reconstruction, examples stacked,
-    separated by grey lines."""
-    rows = []
-    for a, b in zip(originals, reconstructions):
-        rows += [piano_roll(a), np.full((1, len(a)), 64, np.uint8), piano_roll(b),
-                 np.full((3, len(a)), 128, np.uint8)]
-    return np.concatenate(rows)[None, :, :, None]
+    """`uint8 [1, H, W, 3]`: each original's piano roll above its reconstruction."""
+    melodies, titles = [], []
+    for i, (a, b) in enumerate(zip(originals, reconstructions)):
+        melodies += [a, b]
+        titles += [f"example {i + 1}: original", f"example {i + 1}: greedy reconstruction"]
+    return figure_image(melodies_figure(melodies, titles))
 
 
 class AdvancedSummaries(keras.callbacks.Callback):

@@ -15,6 +15,7 @@ from audiogen.audio.prime import load_prime_levels, parse_offset
 from audiogen.audio.quantize import dequantize
 from audiogen.data.audio_dataset import make_audio_datasets
 from audiogen.files import unused_paths
+from audiogen.plots import audio_figure, figure_image
 from audiogen.samplernn.model import SampleRNN
 from audiogen.samplernn.sampler import generate
 from audiogen.temperatures import cycle_temperatures
@@ -148,7 +149,8 @@ class SampleRNNTask(TrainingTask):
         return [lambda epoch, _path: self.generate_audio(run.model, epoch, output_dir, writer)]
 
     def generate_audio(self, model, epoch, output_dir, writer):
-        """One WAV per temperature after a checkpoint, and audio summaries to TensorBoard."""
+        """One WAV per temperature after a checkpoint, and its sound and picture (waveform,
+        spectrogram) to TensorBoard."""
         s, c = self.settings, self.config
         num_samples = int(round(s.output_file_dur * s.sample_rate))
         primes = (None if self.prime_levels is None
@@ -165,6 +167,9 @@ class SampleRNNTask(TrainingTask):
                 print(f"{path} exists (from an earlier run): writing {free} instead")
             save_wav(free, samples, s.sample_rate)
             print(f"Generated {free}")
+            picture = audio_figure(samples, s.sample_rate, os.path.basename(free))
             with writer.as_default():
                 tf.summary.audio(name, samples[None, :, None], s.sample_rate, step=epoch)
+                # Its own tag: TensorBoard keeps one kind of summary per tag.
+                tf.summary.image(f"{name}_picture", figure_image(picture), step=epoch)
         writer.flush()
