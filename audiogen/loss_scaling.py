@@ -1,4 +1,5 @@
-"""One optimizer step from a loss: loss scaling for float16 products, clipping, the update.
+"""One optimizer step from gradients: the average over replicas, loss scaling for float16
+products, clipping, the update.
 
 float16 (`precision: "mixed_float16"`) has a narrow exponent range: small gradients of its
 products underflow to zero. The loss is multiplied by a scale before differentiation and the
@@ -9,6 +10,8 @@ dynamic (halved when a step's gradients are not finite, which step is then skipp
 Reference: Micikevicius et al., "Mixed Precision Training", ICLR 2018.
 """
 import tensorflow as tf
+
+from audiogen.replicas import mean_over_replicas, num_replicas, replica_context
 
 
 class DynamicLossScale:
@@ -23,9 +26,13 @@ class DynamicLossScale:
     def __init__(self, initial=2.0 ** 15, growth_interval=2000):
         self.growth_interval = int(growth_interval)
         with tf.init_scope():
-            self.scale = tf.Variable(float(initial), trainable=False, name="loss_scale")
+            # Every replica computes the same update from the averaged gradients: the first
+            # replica's write stands for all.
+            first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+            self.scale = tf.Variable(float(initial), trainable=False, name="loss_scale",
+                                     aggregation=first)
             self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                          name="loss_scale_good_steps")
+                                          name="loss_scale_good_steps", aggregation=first)
 
     def unscale(self, grads):
         """`(grads / scale, all finite)`."""
@@ -44,24 +51,36 @@ class DynamicLossScale:
                                         tf.zeros([], tf.int64)))
 
 
-def gradient_step(optimizer, tape, target, variables, max_grad_norm=None, loss_scale=None):
-    """Differentiate `target` (`scaled(loss, loss_scale)`, computed while `tape` recorded),
-    unscale the gradients, clip them by global norm and apply them. With `loss_scale`, a step
-    whose gradients are not finite changes no weight (the optimizer's step count still
-    advances, so step-based schedules do not stall)."""
-    if loss_scale is None:
-        grads = tape.gradient(target, variables)
-        if max_grad_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, max_grad_norm)
-        optimizer.apply(grads, variables)
-        return
-    grads, finite = loss_scale.unscale(tape.gradient(target, variables))
-    if max_grad_norm is not None:
+def apply_gradients(optimizer, grads, variables, max_grad_norm=None, loss_scale=None):
+    """One optimizer step from `grads`, the gradients of `scaled(loss, loss_scale)` on this
+    replica's rows: averaged over the replicas (once, first, when several train in sync),
+    unscaled, clipped by global norm, applied. With `loss_scale`, a step whose gradients are not
+    finite changes no weight (the optimizer's step count still advances, so step-based schedules
+    do not stall)."""
+    grads = mean_over_replicas(list(grads))
+    finite = None
+    if loss_scale is not None:
+        grads, finite = loss_scale.unscale(grads)
         # A non-finite gradient makes the norm non-finite; the step is skipped anyway.
-        grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+        grads = [None if g is None else tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+    if max_grad_norm is not None:
         grads, _ = tf.clip_by_global_norm(grads, max_grad_norm)
+    # Keras's optimizers sum the gradients of the replicas again inside `apply`: each replica
+    # hands over its share of the (identical) average.
+    share = ([None if g is None else g / num_replicas() for g in grads]
+             if num_replicas() > 1 else grads)
+    if finite is None:
+        optimizer.apply(share, variables)
+    else:
+        _apply_if_finite(optimizer, share, variables, finite)
+        loss_scale.update(finite)
 
-    def apply():
+
+def _apply_if_finite(optimizer, grads, variables, finite):
+    """Apply `grads` when `finite`, else only count the step. With several replicas the
+    condition is taken in cross-replica context: a strategy cannot synchronize replicas (as
+    `apply` does) inside a replica's own `tf.cond`."""
+    def apply(grads):
         optimizer.apply(grads, variables)
         return tf.constant(True)
 
@@ -69,8 +88,16 @@ def gradient_step(optimizer, tape, target, variables, max_grad_norm=None, loss_s
         optimizer.iterations.assign_add(1)
         return tf.constant(False)
 
-    tf.cond(finite, apply, skip)
-    loss_scale.update(finite)
+    context = replica_context()
+    if context is None:
+        tf.cond(finite, lambda: apply(grads), skip)
+        return
+
+    def merged(strategy, finite, grads):
+        first = strategy.experimental_local_results(finite)[0]
+        tf.cond(first, lambda: strategy.experimental_local_results(
+            strategy.extended.call_for_each_replica(apply, args=(grads,)))[0], skip)
+    context.merge_call(merged, args=(finite, grads))
 
 
 def scaled(loss, loss_scale):

@@ -55,7 +55,8 @@ def walk(dataset, batch_size, windows_per_piece):
     pieces, resets, windows = [], [], []
     for x, reset in dataset:
         assert x.dtype == tf.int32 and x.shape == (batch_size, SEQ + TOP)
-        resets.append(bool(reset))
+        assert reset.shape == (batch_size,) and len(set(reset.numpy())) == 1  # per row
+        resets.append(bool(reset[0]))
         windows.append(x.numpy())
         if len(windows) == windows_per_piece:
             for earlier, later in zip(windows, windows[1:]):  # overlap by the top frame

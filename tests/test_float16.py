@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from audiogen.loss_scaling import DynamicLossScale, gradient_step, scaled
+from audiogen.loss_scaling import DynamicLossScale, apply_gradients, scaled
 from audiogen.musicvae import MusicVAE
 from audiogen.precision import matmul_dtype, uses_loss_scaling
 from audiogen.samplernn import SampleRNN, generate
@@ -30,7 +30,8 @@ def sgd_step(loss_scale, max_grad_norm, loss_fn, variable):
     optimizer.build([variable])
     with tf.GradientTape() as tape:
         target = scaled(loss_fn(variable), loss_scale)
-    gradient_step(optimizer, tape, target, [variable], max_grad_norm, loss_scale)
+    apply_gradients(optimizer, tape.gradient(target, [variable]), [variable], max_grad_norm,
+                    loss_scale)
     return optimizer
 
 

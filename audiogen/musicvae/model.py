@@ -5,13 +5,14 @@ import keras
 import tensorflow as tf
 
 from audiogen.config import DEFAULTS
-from audiogen.loss_scaling import DynamicLossScale, gradient_step, scaled
+from audiogen.loss_scaling import DynamicLossScale, apply_gradients, scaled
 from audiogen.losses import (
     LN2, free_bits_kl_penalty, kl_divergence_diag_normal, sequence_cross_entropy)
 from audiogen.midi.encoding import NUM_CLASSES, STEPS_PER_BAR
 from audiogen.musicvae.decoders import FlatDecoder, HierarchicalDecoder
 from audiogen.musicvae.encoder import Encoder
 from audiogen.precision import builds_float32_layers, uses_loss_scaling
+from audiogen.replicas import CompiledPerReplica, replica_seed
 from audiogen.schedules import SAMPLING_SCHEDULES, beta_schedule, sampling_probability
 
 _DEFAULTS = DEFAULTS["musicvae"]
@@ -131,6 +132,8 @@ class MusicVAE(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in EVAL_METRICS}
         # A plain object: its variables are in no checkpoint (see `DynamicLossScale`).
         self.loss_scale = DynamicLossScale() if uses_loss_scaling(precision) else None
+        self._gradient_pass = CompiledPerReplica(_no_autograph(self._gradients),
+                                                 lambda: bool(self.jit_compile))
         self.build()
 
     @classmethod
@@ -200,28 +203,38 @@ class MusicVAE(keras.Model):
         x = data[0] if isinstance(data, (tuple, list)) else data
         return tf.cast(x, tf.int32)
 
-    def _log(self, names, values):
-        for name, value in zip(names, values):
+    def record_metrics(self, values):
+        """Update the metrics named in `values` (one step's); returns their logs."""
+        for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: self.trackers[name].result() for name in names}
+        return {name: self.trackers[name].result() for name in values}
 
-    @_no_autograph
-    def train_step(self, data):
-        x = self._unpack(data)
-        step, beta, prob = self._schedules()
-        seed = tf.stack([tf.cast(step, tf.int32), tf.constant(1)])
+    def _gradients(self, x, seed, sample_prob, beta):
+        """One batch's forward and backward pass: `(grads, (loss, r_loss, kl_bits, accuracy))`."""
         with tf.GradientTape() as tape:
-            _, r_loss, kl_cost, kl_bits, accuracy = self._forward(x, seed, prob, training=True)
+            _, r_loss, kl_cost, kl_bits, accuracy = self._forward(x, seed, sample_prob,
+                                                                  training=True)
             loss = r_loss + beta * kl_cost
             target = scaled(loss, self.loss_scale)
-        gradient_step(self.optimizer, tape, target, self.trainable_variables, self.max_grad_norm,
-                      self.loss_scale)
-        return self._log(TRAIN_METRICS, (loss, r_loss, kl_bits, beta, prob, accuracy))
+        return tape.gradient(target, self.trainable_variables), (loss, r_loss, kl_bits, accuracy)
 
     @_no_autograph
-    def test_step(self, data):
+    def replica_train_step(self, data):
+        """One training batch on this replica's rows: returns `(values, rows)`, this replica's
+        own metric values (the gradients are averaged over the replicas)."""
+        x = self._unpack(data)
+        step, beta, prob = self._schedules()
+        seed = replica_seed(tf.stack([tf.cast(step, tf.int32), tf.constant(1)]))
+        grads, (loss, r_loss, kl_bits, accuracy) = self._gradient_pass(x, seed, prob, beta)
+        apply_gradients(self.optimizer, grads, self.trainable_variables, self.max_grad_norm,
+                        self.loss_scale)
+        values = (loss, r_loss, kl_bits, beta, prob, accuracy)
+        return dict(zip(TRAIN_METRICS, values)), tf.shape(x)[0]
+
+    @_no_autograph
+    def replica_test_step(self, data):
         """Teacher-forced losses and accuracy, plus `sampled_accuracy`: greedy free-running
-        decoding from `z = mu` compared with the input."""
+        decoding from `z = mu` compared with the input (see `replica_train_step`)."""
         x = self._unpack(data)
         _, beta, prob = self._schedules()
         mu, r_loss, kl_cost, kl_bits, accuracy = self._forward(
@@ -229,8 +242,14 @@ class MusicVAE(keras.Model):
         loss = r_loss + beta * kl_cost
         _, tokens = self.decoder.step_loop(mu, temperature=0.0)
         sampled_accuracy = tf.reduce_mean(tf.cast(tf.equal(tokens, x), tf.float32))
-        return self._log(EVAL_METRICS, (loss, r_loss, kl_bits, beta, prob, accuracy,
-                                           sampled_accuracy))
+        values = (loss, r_loss, kl_bits, beta, prob, accuracy, sampled_accuracy)
+        return dict(zip(EVAL_METRICS, values)), tf.shape(x)[0]
+
+    def train_step(self, data):
+        return self.record_metrics(self.replica_train_step(data)[0])
+
+    def test_step(self, data):
+        return self.record_metrics(self.replica_test_step(data)[0])
 
     # --- inference ----------------------------------------------------------------------------
 

@@ -9,8 +9,9 @@ import tensorflow as tf
 
 from audiogen.audio.quantize import num_levels
 from audiogen.config import DEFAULTS
-from audiogen.loss_scaling import DynamicLossScale, gradient_step, scaled
+from audiogen.loss_scaling import DynamicLossScale, apply_gradients, scaled
 from audiogen.precision import builds_float32_layers, uses_loss_scaling
+from audiogen.replicas import CompiledPerReplica
 from audiogen.samplernn.frame_tier import FrameTier, levels_to_inputs
 from audiogen.samplernn.sample_mlp import SampleMLP
 from audiogen.losses import nats_to_bits
@@ -64,14 +65,16 @@ class SampleRNN(keras.Model):
     list of `[batch, dim]` tensors (tiers top to bottom, layers, then `h` (and `c` for LSTM));
     `None` means the learned initial states.
 
-    Training data: `(x, reset)` with `x` `[batch, seq_len + frame_sizes[-1]]` and `reset` a bool
-    scalar, True at the first window of each batch of audio pieces. Each step starts from
-    `where(reset, learned initial states, carried state)`, applies one window's gradients and
-    carries `stop_gradient(new state)`. The carried state (one set for training, one for
-    evaluation) lives in untracked variables sized for the batch (from the dataset's static
-    batch size, at trace time, or by `build_for_batch`); `save_weights` and
-    `tf.train.Checkpoint` never see them, so checkpoints restore into a model built for any
-    batch size.
+    Training data: `(x, reset)` with `x` `[batch, seq_len + frame_sizes[-1]]` and `reset` bool
+    `[batch]` (or a scalar for every row), True where a row starts a new audio piece. Each step
+    starts each row from `where(reset, learned initial state, carried state)`, applies one
+    window's gradients and carries `stop_gradient(new state)`. The carried state (one set for
+    training, one for evaluation) lives in untracked variables sized for the batch (from the
+    dataset's static batch size, at trace time, or by `build_for_batch`), one copy per replica
+    under a `tf.distribute` strategy; `save_weights` and `tf.train.Checkpoint` never see them,
+    so checkpoints restore into a model built for any batch size. `replica_train_step` /
+    `replica_test_step` are the steps as each replica runs them (`train_step` / `test_step`
+    add the metrics).
 
     Reference: Mehri et al., "SampleRNN: An Unconditional End-to-End Neural Audio Generation
     Model", ICLR 2017. Differences: no weight normalization; gradient clipping by global norm.
@@ -119,6 +122,7 @@ class SampleRNN(keras.Model):
         self.bits_tracker = keras.metrics.Mean(name="bits_per_sample")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
         self._untracked = _Untracked()
+        self._gradient_pass = CompiledPerReplica(self._gradients, lambda: bool(self.jit_compile))
         # A plain object: its variables are in no checkpoint (see `DynamicLossScale`).
         self.loss_scale = DynamicLossScale() if uses_loss_scaling(precision) else None
 
@@ -214,33 +218,47 @@ class SampleRNN(keras.Model):
         """The carried-state variables for `kind` ("train"/"test"), holding >= batch_size rows.
 
         They are created eagerly and grown (eagerly, even while a step is being traced) when a
-        larger static batch is seen; a compiled step reads and writes their first rows.
+        larger static batch is seen; a compiled step reads and writes their first rows. Under a
+        `tf.distribute` strategy each replica has its own copy (for its own rows): build the
+        model in the strategy's scope with `build_for_batch(per-replica batch)`.
         """
         variables = self._untracked.carry.get(kind)
+        capacity, rows = self._untracked.capacity.get(kind, 0), batch_size or 0
+        if variables is not None and rows <= capacity:
+            return variables
         with tf.init_scope():
             if variables is None:
                 variables = [
-                    tf.Variable(tf.zeros([0, self.dim]), shape=tf.TensorShape([None, self.dim]),
-                                trainable=False, name=f"carried_{kind}_{i}")
+                    tf.Variable(tf.zeros([rows, self.dim]), shape=tf.TensorShape([None, self.dim]),
+                                trainable=False, name=f"carried_{kind}_{i}",
+                                synchronization=tf.VariableSynchronization.ON_READ,
+                                aggregation=tf.VariableAggregation.NONE)
                     for i in range(sum(self.state_sizes))]
                 self._untracked.carry[kind] = variables
-                self._untracked.capacity[kind] = 0
-            if batch_size is not None and self._untracked.capacity[kind] < batch_size:
+            elif tf.distribute.has_strategy():
+                raise ValueError(f"SampleRNN: a batch of {rows} rows per replica, but the model "
+                                 f"was built for {capacity}; call build_for_batch(per-replica "
+                                 f"batch) in the strategy's scope")
+            else:
                 for v in variables:
-                    v.assign(tf.zeros([batch_size, self.dim]))
-                self._untracked.capacity[kind] = batch_size
+                    v.assign(tf.zeros([rows, self.dim]))
+            self._untracked.capacity[kind] = rows
         return variables
 
-    def _start_states(self, kind, x, reset):
-        batch = tf.shape(x)[0]
+    def _carried(self, kind, x):
+        """(The carried states' first `batch` rows, their variables) for windows `x`."""
         variables = self._carried_state(kind, x.shape[0])
         if not self._untracked.capacity[kind] and x.shape[0] is None:
             raise ValueError("SampleRNN: the batch size is unknown while tracing a step; call "
                              "model.build_for_batch(batch_size) before fit/evaluate")
-        initial = self.initial_states(batch)
-        # The first `batch` rows (the capacity is at least the largest static batch seen).
-        carried = [v[:batch] for v in variables]
-        return [tf.where(reset, i, c) for i, c in zip(initial, carried)], variables
+        batch = tf.shape(x)[0]
+        return [v[:batch] for v in variables], variables
+
+    def _start_states(self, x, reset, carried):
+        """Each row's state at the start of a window: the learned initial state where `reset`,
+        its carried state elsewhere."""
+        initial = self.initial_states(tf.shape(x)[0])
+        return [tf.where(reset[:, None], i, c) for i, c in zip(initial, carried)]
 
     def _store_states(self, variables, states):
         for v, s in zip(variables, states):
@@ -252,40 +270,57 @@ class SampleRNN(keras.Model):
         hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), targets), tf.float32)
         return loss, tf.reduce_mean(hits)
 
-    def _update_metrics(self, loss, accuracy):
-        self.loss_tracker.update_state(loss)
-        self.bits_tracker.update_state(nats_to_bits(loss))
-        self.accuracy_tracker.update_state(accuracy)
+    def record_metrics(self, values):
+        """Update the metrics with one step's `{"loss", "accuracy"}`; returns the logs."""
+        self.loss_tracker.update_state(values["loss"])
+        self.bits_tracker.update_state(nats_to_bits(values["loss"]))
+        self.accuracy_tracker.update_state(values["accuracy"])
         return {m.name: m.result() for m in self.metrics}
 
     @staticmethod
     def _unpack(data):
+        """`(x, reset)` with `reset` `[batch]` (a scalar reset applies to every row)."""
         x, reset = data[0], data[1]
         x = tf.convert_to_tensor(x)
         if x.dtype != tf.int32:
             x = tf.cast(x, tf.int32)
-        return x, tf.reshape(tf.cast(reset, tf.bool), [])
+        reset = tf.reshape(tf.cast(reset, tf.bool), [-1])
+        return x, tf.broadcast_to(reset, tf.shape(x)[:1])
 
-    def train_step(self, data):
-        x, reset = self._unpack(data)
-        variables = self.trainable_variables
+    def _gradients(self, x, reset, carried):
+        """One window's forward and backward pass: `(grads, new states, loss, accuracy)`."""
         with tf.GradientTape() as tape:
-            states, carry = self._start_states("train", x, reset)
+            states = self._start_states(x, reset, carried)
             logits, new_states = self(x, states, training=True)
             loss, accuracy = self._window_loss(x, logits)
             target = scaled(loss, self.loss_scale)
-        gradient_step(self.optimizer, tape, target, variables, self.max_grad_norm,
-                      self.loss_scale)
-        self._store_states(carry, new_states)
-        return self._update_metrics(loss, accuracy)
+        return tape.gradient(target, self.trainable_variables), new_states, loss, accuracy
+
+    def replica_train_step(self, data):
+        """One training window on this replica's rows: returns `({"loss", "accuracy"}, rows)`,
+        this replica's own values (the gradients are averaged over the replicas)."""
+        x, reset = self._unpack(data)
+        carried, variables = self._carried("train", x)
+        grads, new_states, loss, accuracy = self._gradient_pass(x, reset, carried)
+        apply_gradients(self.optimizer, grads, self.trainable_variables, self.max_grad_norm,
+                        self.loss_scale)
+        self._store_states(variables, new_states)
+        return {"loss": loss, "accuracy": accuracy}, tf.shape(x)[0]
+
+    def replica_test_step(self, data):
+        """One validation window on this replica's rows (see `replica_train_step`)."""
+        x, reset = self._unpack(data)
+        carried, variables = self._carried("test", x)
+        logits, new_states = self(x, self._start_states(x, reset, carried), training=False)
+        loss, accuracy = self._window_loss(x, logits)
+        self._store_states(variables, new_states)
+        return {"loss": loss, "accuracy": accuracy}, tf.shape(x)[0]
+
+    def train_step(self, data):
+        return self.record_metrics(self.replica_train_step(data)[0])
 
     def test_step(self, data):
-        x, reset = self._unpack(data)
-        states, carry = self._start_states("test", x, reset)
-        logits, new_states = self(x, states, training=False)
-        loss, accuracy = self._window_loss(x, logits)
-        self._store_states(carry, new_states)
-        return self._update_metrics(loss, accuracy)
+        return self.record_metrics(self.replica_test_step(data)[0])
 
     def _presize(self, data, kind):
         spec = getattr(data, "element_spec", None)
