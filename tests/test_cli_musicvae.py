@@ -4,11 +4,15 @@ import os
 import shutil
 
 import note_seq
+import numpy as np
+import pretty_midi
 import pytest
 from PIL import Image
 
 from audiogen.cli import generate, train
+from audiogen.midi.markers import read_markers
 from audiogen.training.checkpoints import load_training_args
+from test_midi_meters import eighths
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_MIDI = os.path.join(ROOT, "data", "demo", "midi", "oneills")
@@ -143,3 +147,115 @@ def test_ckpt_path_starts_a_new_run_from_another_runs_checkpoint(trained_run, ca
     assert "Resumed from" in capsys.readouterr().out
     names = os.listdir(os.path.join(logdir, "finetune", "checkpoints"))
     assert "ckpt-30.index" in names and "ckpt-20.index" not in names
+
+
+# === Meters and the context of written MIDI ===
+
+def run_with(run_dir, folder, **changes):
+    """A copy of the trained run whose resolved config has `changes` (None: the key removed, as
+    in runs saved before the key existed)."""
+    copy = os.path.join(folder, "run_copy")
+    shutil.copytree(run_dir, copy)
+    path = os.path.join(copy, "resolved.config.json")
+    with open(path) as f:
+        config = json.load(f)
+    for key, value in changes.items():
+        if value is None:
+            del config[key]
+        else:
+            config[key] = value
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return copy
+
+
+def midi_context(path):
+    """(tempo changes, programs, time signatures, markers) of a written file."""
+    pm = pretty_midi.PrettyMIDI(path)
+    meters = [(t.numerator, t.denominator) for t in pm.time_signature_changes]
+    return (list(np.round(pm.get_tempo_changes()[1], 2)),
+            sorted({i.program for i in pm.instruments}), meters, read_markers(path))
+
+
+def test_2_4_files_under_a_run_with_meters_2_4(trained_run, tmp_path, capsys):
+    _, _, _, run_dir = trained_run
+    polka = eighths(tmp_path / "polka.mid", (2, 4), 32, qpm=90.0, program=41)
+    hornpipe = os.path.join(DEMO_MIDI, "0001-00501.mid")            # 2/4, 120 qpm, piano
+    out = str(tmp_path / "out" / "recon.mid")
+    assert generate.main(["--checkpoint_path", run_dir, "--output_path", out,
+                          "--reconstruct", polka]) == 2         # the run's rule: 16-step bars
+    assert "polka.mid: no melody to use: no segment in a meter used (found: 2/4 x1" in \
+        capsys.readouterr().err
+    run = run_with(run_dir, str(tmp_path), meters=["2/4"])
+    assert generate.main(["--checkpoint_path", run, "--output_path", out,
+                          "--reconstruct", polka, "--rng_seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "polka.mid: melody 1 of 1" in printed and "2/4 segment 0" in printed
+    assert "bars 1-4 of the segment (32 steps = 4 bars of 2/4; 0.00-5.33 s, 90 qpm)" in printed
+    assert midi_context(out) == ([90.0], [41], [(2, 4)], [])
+    out = str(tmp_path / "out" / "interp.mid")
+    assert generate.main(["--checkpoint_path", run, "--output_path", out, "--interpolate",
+                          polka, hornpipe, "--steps", "3", "--rng_seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "0001-00501.mid: melody 1 of 1" in printed and "bars 1-4 of the segment" in printed
+    folder = tmp_path / "out"
+    assert midi_context(str(folder / "interp_0.mid"))[:3] == ([90.0], [41], [(2, 4)])
+    assert midi_context(str(folder / "interp_1.mid"))[:3] == ([105.0], [0], [(2, 4)])
+    assert midi_context(str(folder / "interp_2.mid"))[:3] == ([120.0], [0], [(2, 4)])
+    tempi, programs, meters, markers = midi_context(str(folder / "interp_all.mid"))
+    assert (tempi, programs, meters) == ([90.0, 105.0, 120.0], [0, 41], [(2, 4)])
+    assert [text for _, text in markers] == [
+        "step 1 of 3: t=0.00 (polka.mid)", "step 2 of 3: t=0.50",
+        "step 3 of 3: t=1.00 (0001-00501.mid)"]
+    np.testing.assert_allclose([t for t, _ in markers], [0, 32 * 60 / 90 / 4,
+                                                         32 * 60 / 90 / 4 + 32 * 60 / 105 / 4],
+                               atol=1e-3)
+
+
+def test_a_run_saved_without_the_meters_key_uses_16_step_bars(trained_run, tmp_path, capsys):
+    _, _, _, run_dir = trained_run
+    run = run_with(run_dir, str(tmp_path), meters=None)
+    reel = eighths(tmp_path / "reel.mid", (2, 2), 32, qpm=100.0, program=73)
+    out = str(tmp_path / "recon.mid")
+    assert generate.main(["--checkpoint_path", run, "--output_path", out, "--reconstruct", reel,
+                          "--rng_seed", "1", "--qpm", "80"]) == 0
+    assert "2/2 segment 0" in capsys.readouterr().out
+    assert midi_context(out) == ([80.0], [73], [(2, 2)], [])           # --qpm wins
+    polka = eighths(tmp_path / "polka.mid", (2, 4), 32)
+    assert generate.main(["--checkpoint_path", run, "--output_path", out, "--reconstruct",
+                          polka]) == 2
+    assert "no segment in a meter used" in capsys.readouterr().err
+
+
+def test_qpm_and_program_apply_to_sampled_melodies(trained_run, tmp_path, capsys):
+    _, _, _, run_dir = trained_run
+    out = str(tmp_path / "mel.mid")
+    assert generate.main(["--checkpoint_path", run_dir, "--output_path", out, "--num_seqs", "2",
+                          "--qpm", "96", "--program", "40", "--rng_seed", "1"]) == 0
+    assert "at 96 qpm, program 40" in capsys.readouterr().out
+    for name in ("mel_0.mid", "mel_1.mid"):
+        tempi, programs, meters, _ = midi_context(str(tmp_path / name))
+        assert (tempi, meters) == ([96.0], [(4, 4)]) and programs in ([40], [])   # [] if silent
+    assert generate.main(["--checkpoint_path", run_dir, "--output_path", out,
+                          "--rng_seed", "1", "--overwrite"]) == 0
+    assert midi_context(str(tmp_path / "mel.mid"))[0] == [120.0]
+    with pytest.raises(SystemExit):
+        generate.main(["--checkpoint_path", run_dir, "--output_path", out, "--program", "128"])
+    assert "expected a MIDI program 0..127, got '128'" in capsys.readouterr().err
+
+
+def test_training_data_in_the_meters_of_the_config(tmp_path):
+    from audiogen.config import load_config
+    from audiogen.training.musicvae_task import MusicVAETask
+    midi = tmp_path / "midi"
+    midi.mkdir()
+    for i in range(2):
+        eighths(midi / f"polka{i}.mid", (2, 4), 32, first_pitch=50 + i)
+    eighths(midi / "jig.mid", (6, 8), 32)
+    config = load_config(tiny_config(tmp_path, batch_size=2, eval_fraction=0.0,
+                                     meters="2/4,6/8"))
+    summary = MusicVAETask(config).datasets().summary
+    assert "used: 2/4 x2, 6/8 x1" in summary and "and 2/4, 6/8" in summary
+    config = load_config(tiny_config(tmp_path, batch_size=2, eval_fraction=0.0))
+    with pytest.raises(ValueError, match="3 rejected .*no segment in a meter used"):
+        MusicVAETask(config).datasets()

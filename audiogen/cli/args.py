@@ -34,6 +34,17 @@ def positive_float(value):
     return number
 
 
+def midi_program(value):
+    """A General MIDI program number, 0..127."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a MIDI program 0..127, got {value!r}") from None
+    if not 0 <= number <= 127:
+        raise argparse.ArgumentTypeError(f"expected a MIDI program 0..127, got {value!r}")
+    return number
+
+
 def add_bool(parser, name, default, help_text):
     """`--name` alone means true; `--name false` turns it off."""
     parser.add_argument(f"--{name}", type=str2bool, nargs="?", const=True, default=default,

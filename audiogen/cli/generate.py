@@ -8,7 +8,8 @@ import argparse
 import os
 import sys
 
-from audiogen.cli.args import add_bool, add_debug, fail, plain_warnings, positive_float, run_guarded
+from audiogen.cli.args import add_bool, add_debug, fail, midi_program, plain_warnings, \
+    positive_float, run_guarded
 from audiogen.cli.console import quiet_console
 from audiogen.config import ConfigError
 
@@ -53,8 +54,12 @@ def build_parser():
     samplernn.add_argument("--seed_dur", type=positive_float, default=1.0,
                            help="Length of the seed excerpt in seconds.")
     musicvae = parser.add_argument_group("MusicVAE")
-    musicvae.add_argument("--qpm", type=positive_float, default=120.0,
-                          help="Tempo of written MIDI files (quarter notes per minute).")
+    musicvae.add_argument("--qpm", type=positive_float, default=None,
+                          help="Tempo of written MIDI files (quarter notes per minute); default: "
+                               "the source's for --reconstruct / --interpolate, else 120.")
+    musicvae.add_argument("--program", type=midi_program, default=None,
+                          help="General MIDI program (0..127) of written MIDI files; default: "
+                               "the source's for --reconstruct / --interpolate, else 0 (piano).")
     musicvae.add_argument("--interpolate", nargs=2, metavar=("A.mid", "B.mid"), default=None,
                           help="Interpolate (slerp) between the first melodies of two MIDI files.")
     musicvae.add_argument("--steps", type=int, default=5,

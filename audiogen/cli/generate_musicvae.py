@@ -6,7 +6,9 @@ import numpy as np
 from audiogen.cli.args import fail
 from audiogen.cli.outputs import numbered_paths, outputs_and_pictures
 from audiogen.midi.encoding import STEPS_PER_BAR
-from audiogen.midi.files import first_melody_slice, write_midi
+from audiogen.midi.context import interpolation_context, reconstruction_context, \
+    sampled_context
+from audiogen.midi.files import find_melody_slice, write_midi
 from audiogen.musicvae.sampler import interpolate, reconstruct, sample
 from audiogen.plots import melodies_figure, melody_figure, save_png
 from audiogen.temperatures import cycle_temperatures
@@ -17,7 +19,7 @@ def run(args, config, checkpoint, run_dir):
     num_steps = config["slice_bar"] * STEPS_PER_BAR
     try:
         temperatures = cycle_temperatures(args.temperature, args.num_seqs)
-        inputs = [load_melody(path, num_steps) for path in
+        inputs = [load_source(path, num_steps, config["meters"]) for path in
                   (args.interpolate or ([args.reconstruct] if args.reconstruct else []))]
         if args.interpolate and args.steps < 2:
             raise ValueError(f"--steps must be at least 2 (the endpoints), got {args.steps}")
@@ -29,15 +31,17 @@ def run(args, config, checkpoint, run_dir):
         return fail(str(e))
 
     if args.interpolate:
-        melodies = np.asarray(interpolate(model, inputs[0], inputs[1], args.steps,
+        melodies = np.asarray(interpolate(model, inputs[0].classes, inputs[1].classes, args.steps,
                                           temperature=temperatures[0], rng_seed=args.rng_seed))
+        contexts, joined_context = interpolation_context(*inputs, args.steps, args.qpm,
+                                                         args.program)
         stem, ext = os.path.splitext(args.output_path)
         (*paths, joined), (*pictures, joined_picture) = outputs_and_pictures(
             numbered_paths(args.output_path, len(melodies)) + [f"{stem}_all{ext}"],
             args.overwrite, args.plot)
-        write_all(melodies, paths, pictures, args.qpm)
-        write_midi(melodies.reshape(-1), joined, qpm=args.qpm)
-        print(f"Wrote {joined} ({args.steps} steps in a row)")
+        write_all(melodies, paths, pictures, contexts)
+        write_midi(list(melodies), joined, **joined_context)
+        print(f"Wrote {joined} ({args.steps} steps in a row, a marker at each)")
         if joined_picture:
             a, b = (os.path.basename(p) for p in args.interpolate)
             titles = [f"step {i + 1}" for i in range(len(melodies))]
@@ -45,28 +49,32 @@ def run(args, config, checkpoint, run_dir):
             write_picture(melodies_figure(melodies, titles, f"Interpolation from {a} to {b}"),
                           joined_picture)
     elif args.reconstruct:
-        melodies = np.asarray(reconstruct(model, inputs[0][None], temperature=temperatures[0],
-                                          rng_seed=args.rng_seed))
+        melodies = np.asarray(reconstruct(model, inputs[0].classes[None],
+                                          temperature=temperatures[0], rng_seed=args.rng_seed))
         write_all(melodies, *outputs_and_pictures([args.output_path], args.overwrite, args.plot),
-                  args.qpm)
+                  [reconstruction_context(inputs[0], args.qpm, args.program)])
     else:
         melodies = np.asarray(sample(model, args.num_seqs, temperatures, rng_seed=args.rng_seed))
         write_all(melodies, *outputs_and_pictures(numbered_paths(args.output_path, len(melodies)),
-                                                  args.overwrite, args.plot), args.qpm)
+                                                  args.overwrite, args.plot),
+                  sampled_context(len(melodies), args.qpm, args.program))
     return 0
 
 
-def load_melody(path, num_steps):
-    melody, message = first_melody_slice(path, num_steps)
-    print(message)
-    return melody
+def load_source(path, num_steps, meters):
+    """The window of `path` to encode (`SourceSlice`), under the run's meter rule; printed."""
+    source = find_melody_slice(path, num_steps, meters)
+    print(f"Using {source.describe()}")
+    return source
 
 
-def write_all(melodies, paths, pictures, qpm):
-    bars = melodies.shape[1] // STEPS_PER_BAR
-    for melody, path, picture in zip(melodies, paths, pictures):
-        write_midi(melody, path, qpm=qpm)
-        print(f"Wrote {path} ({bars} bars at {qpm:g} qpm)")
+def write_all(melodies, paths, pictures, contexts):
+    """Write each melody with its tempo, program and time signature (`audiogen.midi.context`)."""
+    for melody, path, picture, context in zip(melodies, paths, pictures, contexts):
+        write_midi(melody, path, **context)
+        meter = "/".join(map(str, context["time_signature"]))
+        print(f"Wrote {path} ({len(melody)} steps in {meter} at {context['qpm']:g} qpm, "
+              f"program {context['program']})")
         if picture:
             write_picture(melody_figure(melody, os.path.basename(path)), picture)
 
