@@ -67,8 +67,8 @@ def apply_gradients(optimizer, grads, variables, max_grad_norm=None, loss_scale=
         grads, _ = tf.clip_by_global_norm(grads, max_grad_norm)
     # Keras's optimizers sum the gradients of the replicas again inside `apply`: each replica
     # hands over its share of the (identical) average.
-    share = ([None if g is None else g / num_replicas() for g in grads]
-             if num_replicas() > 1 else grads)
+    share = ([None if g is None else g * tf.constant(1 / num_replicas(), g.dtype)
+              for g in grads] if num_replicas() > 1 else grads)
     if finite is None:
         optimizer.apply(share, variables)
     else:

@@ -13,11 +13,10 @@ PACKAGE = os.path.join(ROOT, "audiogen")
 
 # Bottom to top: a module may import its own package and the packages of lower layers only.
 LAYERS = [
-    ["files", "hashing", "temperatures", "losses", "loss_scaling", "schedules", "threads",
-     "replicas"],
+    ["files", "hashing", "temperatures", "losses", "schedules", "threads", "replicas"],
     ["audio", "midi"],
     ["config", "plots"],
-    ["precision"],
+    ["precision", "loss_scaling"],
     ["kernels"],
     ["rnn"],
     ["data"],

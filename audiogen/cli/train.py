@@ -13,7 +13,7 @@ from audiogen.cli.args import (add_bool, add_debug, fail, int_or_none, plain_war
                                positive_float, run_guarded, str2bool)
 from audiogen.cli.console import quiet_console
 from audiogen.config import DEFAULTS, ConfigError, load_config, with_overrides
-from audiogen.training.options import OPTIMIZERS, RunOptions
+from audiogen.training.options import OPTIMIZERS, STRATEGIES, RunOptions
 from audiogen.training.options import SampleRNNTraining as S
 
 SHARED_FLAGS = ("batch_size", "learning_rate")  # SampleRNN training flags, MusicVAE config keys
@@ -55,6 +55,10 @@ def _add_run_flags(run):
              "Resume from the newest checkpoint of this id (or --resume_from)")
     run.add_argument("--resume_from", default=None,
                      help="Checkpoint (prefix or run directory) to resume from.")
+    run.add_argument("--strategy", default=_RUN.strategy, choices=STRATEGIES,
+                     help="default: one device; mirrored: every local GPU; multi_worker: the "
+                          "workers of the TF_CONFIG environment variable (docs/distributed.md). "
+                          "--batch_size is the global batch, split over the replicas.")
 
 
 def _add_samplernn_training_flags(samplernn):
@@ -179,7 +183,8 @@ def _train(args):
 def _run_options(args):
     return RunOptions(id=args.id, logdir_root=args.logdir_root, resume=args.resume,
                       resume_from=args.resume_from, max_checkpoints=args.max_checkpoints,
-                      jit_compile=args.jit_compile, verbose=args.verbose)
+                      jit_compile=args.jit_compile, verbose=args.verbose,
+                      strategy=args.strategy)
 
 
 def _task(args, config):

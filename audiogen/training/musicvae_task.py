@@ -48,15 +48,19 @@ class MusicVAETask(TrainingTask):
     def compared_config(self):
         return {k: self.config[k] for k in ARCHITECTURE_KEYS}
 
-    def datasets(self):
+    def global_batch(self):
+        return self.config["batch_size"]
+
+    def datasets(self, shard=None):
         c = self.config
         data = make_melody_datasets(
             c["train_dir"], c["eval_dir"], slice_bar=c["slice_bar"], batch_size=c["batch_size"],
             max_slices_per_file=c["max_slices_per_file"], transpose_range=c["transpose_range"],
-            eval_fraction=c["eval_fraction"], num_workers=c["num_workers"], meters=c["meters"])
+            eval_fraction=c["eval_fraction"], num_workers=c["num_workers"], meters=c["meters"],
+            shard=shard)
         return Datasets(data.train, data.validation, data.info.summary())
 
-    def build_model(self):
+    def build_model(self, batch_size):
         return MusicVAE.from_run_config(self.config)
 
     def build_optimizer(self):

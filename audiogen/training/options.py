@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+STRATEGIES = ("default", "mirrored", "multi_worker")  # see `audiogen.training.distribution`
 
 
 @dataclasses.dataclass
@@ -20,6 +21,8 @@ class RunOptions:
         max_checkpoints: `int` or None (keep all), checkpoints kept on disk.
         jit_compile: `bool` or None (the task's default), compile the step with XLA.
         verbose: `bool`, one line per logged step instead of a progress bar.
+        strategy: `str`, one of `STRATEGIES`: one device, the local GPUs, or the workers of
+            `TF_CONFIG`.
     """
     id: str = "default"
     logdir_root: str = "./logdir"
@@ -28,6 +31,7 @@ class RunOptions:
     max_checkpoints: int = 5
     jit_compile: bool = None
     verbose: bool = True
+    strategy: str = "default"
 
     @property
     def run_dir(self):

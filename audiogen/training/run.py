@@ -5,9 +5,11 @@
 optimizer, how checkpoints are numbered and its own callbacks. Features every run needs are
 written here, once.
 
-Order of a run: check everything that can be checked before anything is written (settings, the
-resume checkpoint against the saved config, the data), then build, restore, save the resolved
-config and the flags, and `fit`.
+Order of a run: start the distribution strategy (`distribution.make_cluster`: before any other
+TensorFlow work), check everything that can be checked before anything is written (settings,
+the resume checkpoint against the saved config, the data), then build (in the strategy's
+scope), restore, save the resolved config and the flags, and train: Keras's `fit` on one
+device, `ReplicaLoop.fit` on several replicas. Only the chief writes into the run directory.
 """
 import dataclasses
 import os
@@ -20,8 +22,10 @@ from audiogen.config import save_config
 from audiogen.files import safe_name
 from audiogen.training.callbacks import EpochCheckpoint
 from audiogen.training.checkpoints import CheckpointStore, build_optimizer, save_training_args
+from audiogen.training.distribution import Cluster, agree, make_cluster, write_dir
 from audiogen.training.guards import INTERRUPTED_DIR, RunGuard, SignalFlag, interrupt_signals
 from audiogen.training.options import RunOptions
+from audiogen.training.replica_loop import ReplicaLoop
 from audiogen.training.resume import check_same_config, resume_point
 from audiogen.training.step_logger import StepLogger
 
@@ -39,8 +43,11 @@ class Datasets:
 
 @dataclasses.dataclass
 class Run:
-    """A run in progress, as the task's hooks see it."""
+    """A run in progress, as the task's hooks see it; `run_dir` is the folder this process
+    writes (the run directory on the chief, a temporary folder on the other workers)."""
     options: RunOptions
+    cluster: Cluster
+    run_dir: str
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     store: CheckpointStore
@@ -49,10 +56,6 @@ class Run:
     monitor: str
     data: Datasets
     initial_epoch: int = 0
-
-    @property
-    def run_dir(self):
-        return self.options.run_dir
 
     def clear_interrupted(self):
         """Remove the state saved mid-epoch, once a later checkpoint holds the run."""
@@ -91,10 +94,16 @@ class TrainingTask:
         """Training settings that must match the checkpoint's run too (`{name: value}`)."""
         return {}
 
-    def datasets(self):
+    def global_batch(self):
+        """Rows per optimizer step, over all replicas."""
         raise NotImplementedError
 
-    def build_model(self):
+    def datasets(self, shard=None):
+        """The run's `Datasets`; with an `InputShard`, this worker's per-replica elements."""
+        raise NotImplementedError
+
+    def build_model(self, batch_size):
+        """The built model; `batch_size`: rows per replica."""
         raise NotImplementedError
 
     def build_optimizer(self):
@@ -146,12 +155,15 @@ class TrainingTask:
         return f"step {int(run.optimizer.iterations.numpy())}"
 
 
-def prepare(task, options):
+def prepare(task, options, cluster=None):
     """Check everything that can be checked before anything is written: the task's settings,
     the checkpoint to resume from against the saved config, and the data. Returns a
     `PreparedRun`; raises ValueError / FileNotFoundError naming the setting, the file or the
-    config key."""
+    config key. `cluster`: a `distribution.Cluster` of one's own strategy (default: the one
+    `options.strategy` names)."""
     safe_name(options.id, "--id")
+    cluster = cluster or make_cluster(options.strategy)
+    shard = cluster.shard(task.global_batch())
     task.check()
     resume_path, steps_done = task.configured_resume(), 0
     if not resume_path:
@@ -159,8 +171,8 @@ def prepare(task, options):
                                                options.resume_from)
     if resume_path:
         check_same_config(resume_path, task.compared_config(), task.compared_args())
-    data = task.datasets()
-    return PreparedRun(task, options, data, resume_path, steps_done)
+    data = task.datasets(shard)
+    return PreparedRun(task, options, cluster, data, resume_path, steps_done)
 
 
 @dataclasses.dataclass
@@ -169,6 +181,7 @@ class PreparedRun:
     run resumed mid-epoch)."""
     task: TrainingTask
     options: RunOptions
+    cluster: Cluster
     data: Datasets
     resume_path: str
     steps_done: int = 0
@@ -176,14 +189,19 @@ class PreparedRun:
     def execute(self, flags):
         """Train; `flags` (a dict) is saved as the run's training arguments. Returns 0, or
         raises `TrainingStopped` (interrupted: the state is saved; a non-finite loss)."""
-        task, options, data = self.task, self.options, self.data
+        task, options, data, cluster = self.task, self.options, self.data, self.cluster
         print(data.summary)
-        run = _start(task, options, data, self.resume_path, self.steps_done)
-        save_config(task.config, options.run_dir)
-        save_training_args(options.run_dir, flags)
-        flag = SignalFlag()
-        with interrupt_signals(flag):
-            self._fit(run, flag)
+        if cluster.strategy is not None:
+            print(f"Training on {cluster.describe()}")
+        with write_dir(cluster, options.run_dir) as folder:
+            with cluster.scope():
+                run = _start(task, options, cluster, folder, data, self.resume_path,
+                             self.steps_done)
+            save_config(task.config, folder)
+            save_training_args(folder, flags)
+            flag = SignalFlag()
+            with interrupt_signals(flag):
+                self._fit(run, flag)
         best = f" (best: {os.path.join(options.run_dir, BEST_DIR)})" if task.keeps_best else ""
         print(f"Checkpoints and logs: {options.run_dir}{best}")
         return 0
@@ -195,6 +213,18 @@ class PreparedRun:
         common = dict(validation_data=data.validation,
                       verbose=0 if self.options.verbose else 1)
         first = run.initial_epoch
+        if run.cluster.strategy is not None:
+            loop = ReplicaLoop(run.cluster.strategy, run.model, flag)
+            steps = task.epoch_steps(data)
+            if self.steps_done and first < epochs:
+                loop.fit(fit["x"], steps_per_epoch=steps - self.steps_done, epochs=first + 1,
+                         initial_epoch=first,
+                         callbacks=_callbacks(task, run, flag, self.steps_done), **common)
+                first += 1
+            if first < epochs:
+                loop.fit(fit["x"], steps_per_epoch=steps, epochs=epochs, initial_epoch=first,
+                         callbacks=_callbacks(task, run, flag), **common)
+            return
         if self.steps_done and first < epochs:
             remaining = task.epoch_steps(data) - self.steps_done
             x = fit["x"] if fit["steps_per_epoch"] else fit["x"].take(remaining)
@@ -206,20 +236,24 @@ class PreparedRun:
                           callbacks=_callbacks(task, run, flag), **fit, **common)
 
 
-def _start(task, options, data, resume_path, steps_done):
-    """Build the model, optimizer and checkpoint stores; restore when resuming."""
-    model = task.build_model()
+def _start(task, options, cluster, folder, data, resume_path, steps_done):
+    """Build the model, optimizer and checkpoint stores (writing into `folder`); restore when
+    resuming."""
+    shard = cluster.shard(task.global_batch())
+    model = task.build_model(shard.replica_batch if shard else task.global_batch())
     optimizer = build_optimizer(task.build_optimizer(), model)
-    store = CheckpointStore(options.run_dir, model, optimizer,
-                            max_to_keep=options.max_checkpoints)
-    best_store = (CheckpointStore(options.run_dir, model, optimizer, max_to_keep=1,
-                                  subdir=BEST_DIR) if task.keeps_best else None)
-    interrupted = CheckpointStore(options.run_dir, model, optimizer, max_to_keep=1,
+    store = CheckpointStore(folder, model, optimizer, max_to_keep=options.max_checkpoints)
+    best_store = (CheckpointStore(folder, model, optimizer, max_to_keep=1, subdir=BEST_DIR)
+                  if task.keeps_best else None)
+    interrupted = CheckpointStore(folder, model, optimizer, max_to_keep=1,
                                   subdir=INTERRUPTED_DIR, with_position=True)
     monitor = "val_loss" if data.validation is not None else "loss"
-    run = Run(options, model, optimizer, store, best_store, interrupted, monitor, data)
+    run = Run(options, cluster, folder, model, optimizer, store, best_store, interrupted,
+              monitor, data)
+    agree(cluster, int(steps_done), "the steps done in the interrupted epoch")
+    number = _restore(task, run, resume_path, steps_done) if resume_path else 0
+    agree(cluster, number, "the checkpoint to resume from")
     if resume_path:
-        number = _restore(task, run, resume_path, steps_done)
         if best_store is not None:
             best_store.best.assign(store.best)
         run.initial_epoch = number // task.steps_per_checkpoint

@@ -67,20 +67,23 @@ class SampleRNNTask(TrainingTask):
     def compared_args(self):
         return {"sample_rate": self.settings.sample_rate}
 
-    def datasets(self):
+    def global_batch(self):
+        return self.settings.batch_size
+
+    def datasets(self, shard=None):
         s, c = self.settings, self.config
         data = make_audio_datasets(
             s.data_dir, sample_rate=s.sample_rate, batch_size=s.batch_size, seq_len=c["seq_len"],
             top_frame_size=c["frame_sizes"][-1], q_type=c["q_type"], q_levels=c["q_levels"],
-            piece_dur=c["piece_dur"], num_val_batches=s.num_val_batches)
+            piece_dur=c["piece_dur"], num_val_batches=s.num_val_batches, shard=shard)
         info = self.info = data.info
         summary = (f"Training on {info.num_train_pieces} pieces ({info.train_steps} windows per "
                    f"epoch), validating on {info.num_val_pieces} pieces; "
                    f"{len(info.skipped_files)} files skipped")
         return Datasets(data.train, data.validation, summary)
 
-    def build_model(self):
-        return SampleRNN.from_run_config(self.config).build_for_batch(self.settings.batch_size)
+    def build_model(self, batch_size):
+        return SampleRNN.from_run_config(self.config).build_for_batch(batch_size)
 
     def build_optimizer(self):
         s = self.settings
@@ -142,7 +145,8 @@ class SampleRNNTask(TrainingTask):
         return callbacks
 
     def on_checkpoint(self, run):
-        if not (self.settings.generate and self.settings.max_generate_per_epoch > 0):
+        if not (self.settings.generate and self.settings.max_generate_per_epoch > 0
+                and run.cluster.is_chief):
             return []
         writer = run.writer("audio")
         output_dir = os.path.join(self.settings.output_dir, self.run_id)

@@ -1,0 +1,155 @@
+"""The training loop of a run on several replicas: `fit`, for a `tf.distribute` strategy.
+
+Keras 3.11's `fit` cannot train these models on several replicas: it compiles `strategy.run`
+whole with XLA (which fails on CPUs: a replica's variables live on another device than the one
+XLA compiles for) and combines logs across workers in a way `MultiWorkerMirroredStrategy`
+rejects. This loop runs each replica's own step (`model.replica_train_step`, which averages the
+gradients over the replicas and is compiled with XLA per replica when the model is), combines
+the replicas' metric values weighted by their rows (a replica may get no row of a partial
+evaluation batch), and drives the same Keras callbacks as `fit` (progress bar, checkpoints,
+early stopping, learning-rate schedules, TensorBoard).
+
+Every worker stops at the same step: an interrupting signal seen by one worker is summed over
+the replicas with the metrics, so every worker's `SignalFlag` is set at the same step.
+"""
+import signal
+
+import keras
+import tensorflow as tf
+
+SUM = tf.distribute.ReduceOp.SUM
+
+
+class ReplicaLoop:
+    """`fit` for a model with `replica_train_step`, `replica_test_step` and `record_metrics`.
+
+    Args:
+        strategy: the `tf.distribute.Strategy` (its scope built the model and optimizer).
+        model: the compiled model (`steps_per_execution` steps run in one call).
+        flag: the run's `SignalFlag` (see `audiogen.training.guards`).
+    """
+
+    def __init__(self, strategy, model, flag):
+        self.strategy = strategy
+        self.model = model
+        self.flag = flag
+        self._train_names, self._test_names = [], []
+        self._train = self._make_train_function()
+        self._test = self._make_test_function()
+
+    def fit(self, x, *, epochs, steps_per_epoch, initial_epoch=0, validation_data=None,
+            callbacks=(), verbose=1):
+        """Train from `initial_epoch` to `epochs`, `steps_per_epoch` global steps each, on the
+        per-replica elements of `x` (one per replica and step, in replica order; repeated as
+        needed), evaluating on all of `validation_data` after each epoch."""
+        model = self.model
+        callbacks = keras.callbacks.CallbackList(
+            list(callbacks), add_history=True, add_progbar=verbose != 0, model=model,
+            verbose=verbose, epochs=epochs, steps=steps_per_epoch)
+        if x.cardinality() != tf.data.INFINITE_CARDINALITY:
+            x = x.repeat()
+        iterator = iter(self._distribute(x))
+        per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+        model.stop_training = False
+        callbacks.on_train_begin()
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            model.reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            step = 0
+            while step < steps_per_epoch and not model.stop_training:
+                steps = min(per_execution, steps_per_epoch - step)
+                callbacks.on_train_batch_begin(step)
+                logs, stop = self._train(iterator, tf.constant(steps), self._local_stop())
+                logs = _floats(logs)
+                if float(stop) and self.flag.signum is None:
+                    self.flag.signum = signal.SIGTERM  # another worker was told to stop
+                step += steps
+                callbacks.on_train_batch_end(step - 1, logs)
+            epoch_logs = dict(logs)
+            if validation_data is not None and not model.stop_training:
+                epoch_logs.update({f"val_{k}": v for k, v in
+                                   self.evaluate(validation_data, callbacks).items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            if model.stop_training:
+                break
+        callbacks.on_train_end(logs)
+
+    def evaluate(self, dataset, callbacks=None):
+        """The metrics over all of `dataset` (per-replica elements, as `fit`'s `x`)."""
+        self.model.reset_metrics()
+        if callbacks is not None:
+            callbacks.on_test_begin()
+        logs = {}
+        for step, element in enumerate(self._distribute(dataset)):
+            logs = _floats(self._test(element))
+            if callbacks is not None:
+                callbacks.on_test_batch_end(step, logs)
+        if callbacks is not None:
+            callbacks.on_test_end(logs)
+        return logs
+
+    def _local_stop(self):
+        return tf.constant(0.0 if self.flag.signum is None else 1.0)
+
+    def _distribute(self, dataset):
+        options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+        return self.strategy.distribute_datasets_from_function(lambda _: dataset, options)
+
+    def _make_train_function(self):
+        model, strategy, names = self.model, self.strategy, self._train_names
+
+        def replica(element, stop):
+            values, rows = model.replica_train_step(element)
+            names[:] = list(values)
+            return _pack(values, rows, stop)
+
+        @tf.function
+        def train(iterator, steps, stop):
+            agreed = tf.constant(0.0)
+            for _ in tf.range(steps):
+                totals = strategy.reduce(SUM, strategy.run(replica, args=(next(iterator), stop)),
+                                         axis=None)
+                model.record_metrics(_unpack(totals, names))
+                agreed = totals[-1]
+            return _results(model, names), agreed
+
+        return train
+
+    def _make_test_function(self):
+        model, strategy, names = self.model, self.strategy, self._test_names
+
+        def replica(element):
+            values, rows = model.replica_test_step(element)
+            names[:] = list(values)
+            return _pack(values, rows, tf.constant(0.0))
+
+        @tf.function
+        def test(element):
+            totals = strategy.reduce(SUM, strategy.run(replica, args=(element,)), axis=None)
+            model.record_metrics(_unpack(totals, names))
+            return _results(model, names)
+
+        return test
+
+
+def _pack(values, rows, stop):
+    """One vector to sum over the replicas: each value times this replica's rows (0 for a
+    replica without rows, even where its mean is NaN), the rows, the stop flag."""
+    rows = tf.cast(rows, tf.float32)
+    weighted = [tf.math.multiply_no_nan(tf.cast(v, tf.float32), rows) for v in values.values()]
+    return tf.stack(weighted + [rows, tf.cast(stop, tf.float32)])
+
+
+def _unpack(totals, names):
+    """The replicas' values, weighted by their rows, from the summed `_pack` vectors."""
+    return {name: totals[i] / totals[len(names)] for i, name in enumerate(names)}
+
+
+def _results(model, names):
+    return {m.name: m.result() for m in model.metrics if m.name in names}
+
+
+def _floats(logs):
+    return {k: float(v) for k, v in logs.items()}
+
