@@ -9,6 +9,7 @@ from audiogen.midi.encoding import STEPS_PER_BAR
 from audiogen.midi.context import interpolation_context, reconstruction_context, \
     sampled_context
 from audiogen.midi.files import find_melody_slice, write_midi
+from audiogen.midi.meters import bar_steps
 from audiogen.musicvae.sampler import interpolate, reconstruct, sample
 from audiogen.plots import melodies_figure, melody_figure, save_png
 from audiogen.temperatures import cycle_temperatures
@@ -46,8 +47,8 @@ def run(args, config, checkpoint, run_dir):
             a, b = (os.path.basename(p) for p in args.interpolate)
             titles = [f"step {i + 1}" for i in range(len(melodies))]
             titles[0], titles[-1] = f"{titles[0]}: {a}", f"{titles[-1]}: {b}"
-            write_picture(melodies_figure(melodies, titles, f"Interpolation from {a} to {b}"),
-                          joined_picture)
+            write_picture(melodies_figure(melodies, titles, f"Interpolation from {a} to {b}",
+                                          steps_per_bar=bar_of(joined_context)), joined_picture)
     elif args.reconstruct:
         melodies = np.asarray(reconstruct(model, inputs[0].classes[None],
                                           temperature=temperatures[0], rng_seed=args.rng_seed))
@@ -76,7 +77,13 @@ def write_all(melodies, paths, pictures, contexts):
         print(f"Wrote {path} ({len(melody)} steps in {meter} at {context['qpm']:g} qpm, "
               f"program {context['program']})")
         if picture:
-            write_picture(melody_figure(melody, os.path.basename(path)), picture)
+            write_picture(melody_figure(melody, os.path.basename(path), bar_of(context)),
+                          picture)
+
+
+def bar_of(context):
+    """Steps in a bar of the meter a melody is written in: its picture's bar lines."""
+    return bar_steps(*context["time_signature"]) or STEPS_PER_BAR
 
 
 def write_picture(figure, path):
