@@ -163,9 +163,9 @@ def draw_melody(ax, classes, low, high, steps_per_bar=STEPS_PER_BAR):
 
 
 def _named_pitches(low, high):
-    """The pitches labelled on a roll: every white key on a small range, fewer on a wide one."""
-    span = high - low
-    keep = ({0, 2, 4, 5, 7, 9, 11} if span <= 18 else {0, 4, 7} if span <= 36 else {0})
+    """The pitches labelled on a roll: C, E and G (at least 3 semitones apart, so that labels
+    never touch at the row heights of `melodies_figure`), only C on a range over 3 octaves."""
+    keep = {0, 4, 7} if high - low <= 36 else {0}
     return [p for p in range(low, high + 1) if p % 12 in keep]
 
 
