@@ -137,9 +137,9 @@ def pitch_range(melodies, margin=2, least=12):
     return low, high
 
 
-def draw_melody(ax, classes, low, high, steps_per_bar=STEPS_PER_BAR):
-    """Notes of one melody as bars on a keyboard grid: pitch names up, bars along (a bar of
-    `steps_per_bar` sixteenth steps, e.g. 12 in 3/4)."""
+def draw_melody(ax, classes, low, high, steps_per_bar=STEPS_PER_BAR, every_white_key=False):
+    """Notes of one melody as bars on a keyboard grid: pitch names up (every white key's, or
+    C, E and G's), bars along (a bar of `steps_per_bar` sixteenth steps, e.g. 12 in 3/4)."""
     steps = len(classes)
     for pitch in range(low, high + 1):
         if pitch % 12 in BLACK_KEYS:
@@ -157,16 +157,11 @@ def draw_melody(ax, classes, low, high, steps_per_bar=STEPS_PER_BAR):
     ax.grid(axis="x", which="major", color="#777777", linewidth=0.8)
     ax.grid(axis="x", which="minor", color="#cccccc", linewidth=0.5)
     ax.set_axisbelow(True)
-    named = _named_pitches(low, high)
+    names = ({0, 2, 4, 5, 7, 9, 11} if every_white_key else {0, 4, 7} if high - low <= 36
+             else {0})
+    named = [p for p in range(low, high + 1) if p % 12 in names]
     ax.set_yticks(named, [pitch_name(p) for p in named])
     ax.tick_params(axis="y", labelsize=8)
-
-
-def _named_pitches(low, high):
-    """The pitches labelled on a roll: C, E and G (at least 3 semitones apart, so that labels
-    never touch at the row heights of `melodies_figure`), only C on a range over 3 octaves."""
-    keep = {0, 4, 7} if high - low <= 36 else {0}
-    return [p for p in range(low, high + 1) if p % 12 in keep]
 
 
 def melody_figure(classes, title=None, steps_per_bar=STEPS_PER_BAR):
@@ -184,10 +179,15 @@ def melodies_figure(melodies, titles=None, title=None, steps_per_bar=STEPS_PER_B
         raise ValueError(f"got {len(titles)} titles for {len(melodies)} melodies")
     low, high = pitch_range(melodies)
     row = min(0.6 + 0.05 * (high - low), 2.4)
-    figure = new_figure(min(row * len(melodies) + 0.8, 40))
+    height = min(max(row * len(melodies) + 0.8, 2.6), 40)
+    figure = new_figure(height)
+    # Labels of neighbouring white keys (E F, B C) touch below about 11 pixels a semitone. The
+    # figure loses about 70 pixels to the bar labels and each row about 20 to its title.
+    axis_pixels = (height * DPI - 70) / len(melodies) - 20
+    every_white_key = axis_pixels / (high - low + 1) >= 11
     axes = figure.subplots(len(melodies), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
     for i, (ax, classes) in enumerate(zip(axes, melodies)):
-        draw_melody(ax, classes, low, high, steps_per_bar)
+        draw_melody(ax, classes, low, high, steps_per_bar, every_white_key)
         if titles:
             ax.set_title(titles[i], loc="left", fontsize=9)
         ax.label_outer()
