@@ -17,11 +17,13 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from audiogen.files import atomic_path
-from audiogen.midi.encoding import STEPS_PER_BAR, STEPS_PER_QUARTER, classes_to_notes
+from audiogen.midi.encoding import (
+    FIRST_PITCH_CLASS, STEPS_PER_BAR, STEPS_PER_QUARTER, classes_to_notes)
 
 WIDTH = 8.0          # inches; at DPI, 800 pixels: readable in a browser and in TensorBoard
 DPI = 100
-PNG_COLORS = 256     # a palette PNG is a fraction of the size of an RGBA one and looks the same
+# A palette PNG is a fraction of an RGBA one's size; a plot has few colours, and a colour map 256.
+PNG_COLORS = 256
 DB_RANGE = (-100.0, 0.0)  # fixed, so that the spectrograms of different clips compare
 PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 BLACK_KEYS = {1, 3, 6, 8, 10}
@@ -147,7 +149,7 @@ def draw_melody(ax, classes, low, high, steps_per_bar=STEPS_PER_BAR, every_white
     for pitch, start, end in classes_to_notes(classes):
         ax.add_patch(Rectangle((start, pitch - 0.4), end - start, 0.8, facecolor=NOTE_COLOR,
                                edgecolor="white", linewidth=0.8, zorder=2, gid="note"))
-    if not any(np.asarray(classes) >= 2):
+    if not any(np.asarray(classes) >= FIRST_PITCH_CLASS):
         ax.text(steps / 2, (low + high) / 2, "no notes", ha="center", va="center", color="grey")
     ax.set_xlim(0, max(steps, 1))
     ax.set_ylim(low - 0.5, high + 0.5)
@@ -203,6 +205,7 @@ def read_scalars(folder):
     """`{tag: (steps, values)}` of the scalar summaries in the TensorBoard event files of
     `folder` (all files in time order; a later value for the same step replaces an earlier one,
     as when a run resumes and repeats an epoch). `{}` when the folder holds no event files."""
+    # Imported here: tensorboard's reader starts TensorFlow, which the other pictures do without.
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
     from tensorboard.util.tensor_util import make_ndarray
 
