@@ -90,8 +90,8 @@ def latest_checkpoint(folder):
 class TrainProcess:
     """`train.py args` in a new process; its output lines are collected as they come."""
 
-    def __init__(self, args):
-        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    def __init__(self, args, env=None):
+        env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
         self.process = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *args],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, cwd=ROOT, env=env)

@@ -9,11 +9,13 @@ files; the other workers write theirs into a temporary folder that is removed at
 """
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
 from audiogen.data.replicas import InputShard
@@ -127,14 +129,37 @@ def agree(cluster, value, what):
         return
     strategy = cluster.strategy
 
-    def contribute():
-        v = tf.constant(float(value), tf.float64)
-        return tf.distribute.get_replica_context().all_reduce("SUM", tf.stack([1.0, v, v * v]))
+    @tf.function
+    def gather():
+        def contribute():
+            return tf.distribute.get_replica_context().all_gather(
+                tf.constant([value], tf.int64), axis=0)
+        return strategy.experimental_local_results(strategy.run(contribute))[0]
 
-    count, total, squares = strategy.experimental_local_results(strategy.run(contribute))[0]
-    if count * squares != total * total:  # equal values <=> n * sum(v^2) == sum(v)^2
-        raise ValueError(f"the workers disagree on {what} (this worker: {value}); every worker "
-                         f"must see the same --logdir_root (a shared file system)")
+    values = sorted(set(int(v) for v in gather().numpy()))
+    if len(values) > 1:
+        raise ValueError(f"the workers disagree on {what}: {values} (this worker: {value}); "
+                         f"every worker must see the same --logdir_root (a shared file system)")
+
+
+def check_in_sync(cluster, model):
+    """At the end of training: check that every replica holds the same weights (it waits for
+    every worker, so none tears down its collective runtime while another still uses it).
+    Returns a short hash of the weights; raises RuntimeError when replicas differ."""
+    digest = hashlib.sha1()
+    for weight in model.weights:
+        variable = getattr(weight, "value", weight)
+        copies = [np.asarray(c) for c in cluster.strategy.experimental_local_results(variable)]
+        if any(not np.array_equal(c, copies[0]) for c in copies[1:]):
+            raise RuntimeError(f"the replicas of this worker hold different values of "
+                               f"{weight.path}")
+        digest.update(np.ascontiguousarray(copies[0]).tobytes())
+    value = int(digest.hexdigest()[:15], 16)
+    try:
+        agree(cluster, value, "the final weights (digest)")
+    except ValueError as e:
+        raise RuntimeError(str(e).split(";")[0]) from None
+    return value
 
 
 @contextlib.contextmanager

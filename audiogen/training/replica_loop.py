@@ -9,8 +9,9 @@ the replicas' metric values weighted by their rows (a replica may get no row of 
 evaluation batch), and drives the same Keras callbacks as `fit` (progress bar, checkpoints,
 early stopping, learning-rate schedules, TensorBoard).
 
-Every worker stops at the same step: an interrupting signal seen by one worker is summed over
-the replicas with the metrics, so every worker's `SignalFlag` is set at the same step.
+Every worker stops at the same step: an interrupting signal that one worker received (its
+`received` flag) is summed over the replicas with the next step's metrics, and sets every
+worker's `agreed` flag (which the run's callbacks act on) after that same step.
 """
 import signal
 
@@ -26,14 +27,19 @@ class ReplicaLoop:
     Args:
         strategy: the `tf.distribute.Strategy` (its scope built the model and optimizer).
         model: the compiled model (`steps_per_execution` steps run in one call).
-        flag: the run's `SignalFlag` (see `audiogen.training.guards`).
+        received: the `SignalFlag` this process's signal handlers set (see
+            `audiogen.training.guards`).
+        agreed: the `SignalFlag` the callbacks read: set on every worker at the same step.
     """
 
-    def __init__(self, strategy, model, flag):
+    def __init__(self, strategy, model, received, agreed):
         self.strategy = strategy
         self.model = model
-        self.flag = flag
-        self._train_names, self._test_names = [], []
+        self.received = received
+        self.agreed = agreed
+        # Names of the values a replica's step returns (and, for training, of the logs), known
+        # once the step function is traced.
+        self._train_names, self._test_names = ([], []), []
         self._train = self._make_train_function()
         self._test = self._make_test_function()
 
@@ -62,8 +68,9 @@ class ReplicaLoop:
                 callbacks.on_train_batch_begin(step)
                 logs, stop = self._train(iterator, tf.constant(steps), self._local_stop())
                 logs = _floats(logs)
-                if float(stop) and self.flag.signum is None:
-                    self.flag.signum = signal.SIGTERM  # another worker was told to stop
+                if float(stop) and self.agreed.signum is None:
+                    # Another worker's signal, or this one's.
+                    self.agreed.signum = self.received.signum or signal.SIGTERM
                 step += steps
                 callbacks.on_train_batch_end(step - 1, logs)
             epoch_logs = dict(logs)
@@ -90,14 +97,14 @@ class ReplicaLoop:
         return logs
 
     def _local_stop(self):
-        return tf.constant(0.0 if self.flag.signum is None else 1.0)
+        return tf.constant(0.0 if self.received.signum is None else 1.0)
 
     def _distribute(self, dataset):
         options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
         return self.strategy.distribute_datasets_from_function(lambda _: dataset, options)
 
     def _make_train_function(self):
-        model, strategy, names = self.model, self.strategy, self._train_names
+        model, strategy, (names, logged) = self.model, self.strategy, self._train_names
 
         def replica(element, stop):
             values, rows = model.replica_train_step(element)
@@ -110,9 +117,9 @@ class ReplicaLoop:
             for _ in tf.range(steps):
                 totals = strategy.reduce(SUM, strategy.run(replica, args=(next(iterator), stop)),
                                          axis=None)
-                model.record_metrics(_unpack(totals, names))
+                logged[:] = list(model.record_metrics(_unpack(totals, names)))
                 agreed = totals[-1]
-            return _results(model, names), agreed
+            return _results(model, logged), agreed
 
         return train
 
@@ -127,8 +134,7 @@ class ReplicaLoop:
         @tf.function
         def test(element):
             totals = strategy.reduce(SUM, strategy.run(replica, args=(element,)), axis=None)
-            model.record_metrics(_unpack(totals, names))
-            return _results(model, names)
+            return model.record_metrics(_unpack(totals, names))
 
         return test
 
@@ -147,6 +153,7 @@ def _unpack(totals, names):
 
 
 def _results(model, names):
+    """The results of the metrics `names`, read after a loop that updated them."""
     return {m.name: m.result() for m in model.metrics if m.name in names}
 
 

@@ -22,7 +22,8 @@ from audiogen.config import save_config
 from audiogen.files import safe_name
 from audiogen.training.callbacks import EpochCheckpoint
 from audiogen.training.checkpoints import CheckpointStore, build_optimizer, save_training_args
-from audiogen.training.distribution import Cluster, agree, make_cluster, write_dir
+from audiogen.training.distribution import (Cluster, agree, check_in_sync, make_cluster,
+                                            write_dir)
 from audiogen.training.guards import INTERRUPTED_DIR, RunGuard, SignalFlag, interrupt_signals
 from audiogen.training.options import RunOptions
 from audiogen.training.replica_loop import ReplicaLoop
@@ -202,6 +203,9 @@ class PreparedRun:
             flag = SignalFlag()
             with interrupt_signals(flag):
                 self._fit(run, flag)
+            if cluster.strategy is not None:
+                digest = check_in_sync(cluster, run.model)
+                print(f"Replicas in sync at the end (weights digest {digest:015x})")
         best = f" (best: {os.path.join(options.run_dir, BEST_DIR)})" if task.keeps_best else ""
         print(f"Checkpoints and logs: {options.run_dir}{best}")
         return 0
@@ -214,7 +218,8 @@ class PreparedRun:
                       verbose=0 if self.options.verbose else 1)
         first = run.initial_epoch
         if run.cluster.strategy is not None:
-            loop = ReplicaLoop(run.cluster.strategy, run.model, flag)
+            received, flag = flag, SignalFlag()
+            loop = ReplicaLoop(run.cluster.strategy, run.model, received, flag)
             steps = task.epoch_steps(data)
             if self.steps_done and first < epochs:
                 loop.fit(fit["x"], steps_per_epoch=steps - self.steps_done, epochs=first + 1,
