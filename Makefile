@@ -23,6 +23,11 @@ $(STAMP): requirements-base.txt $(RUNTIME) requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# On a machine with an NVIDIA GPU: the GPU tests, then a short training and generation of each
+# model with their speeds (builds .venv-gpu).
+gpu-check:
+	bash scripts/gpu_check.sh
+
 # What this machine gives audiogen: devices, compiled ops, engines, precisions.
 doctor: $(STAMP)
 	$(PY) -m audiogen.doctor

@@ -4,6 +4,7 @@ Prints the Python and TensorFlow versions, the devices TensorFlow sees, whether 
 is built (or why not), and for each model the engine and precision it would use here.
 """
 import argparse
+import json
 import os
 import platform
 import sys
@@ -34,13 +35,35 @@ def report():
                                    "the LstmCell op where built, else TensorFlow's ops"),
         f"precisions (config key 'precision'): {', '.join(PRECISIONS)}; "
         f"recommended here: {_recommended_precision(gpus)}",
+        "train.py --strategy: default (one device: "
+        f"{'GPU:0' if gpus else 'the CPU'}); mirrored ("
+        f"{f'{len(gpus)} replicas, one per GPU' if len(gpus) > 1 else 'one device here'}); "
+        f"multi_worker ({_cluster()})",
     ]
     return lines
 
 
+def _cluster():
+    """What `TF_CONFIG` says of the cluster (for `--strategy multi_worker`)."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return "TF_CONFIG not set"
+    try:
+        config = json.loads(text)
+        workers = sum(len(config["cluster"].get(job, [])) for job in ("chief", "worker"))
+        task = config["task"]
+        return f"TF_CONFIG: {workers} workers, this is {task['type']} {task['index']}"
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "TF_CONFIG is set but is not a cluster description"
+
+
 def _recommended_precision(gpus):
     if gpus:
-        return "float32"
+        import tensorflow as tf
+        details = tf.config.experimental.get_device_details(gpus[0])
+        major = (details.get("compute_capability") or (0, 0))[0]
+        return ("mixed_float16 (this GPU has tensor cores)" if major >= 7 else
+                "float32 (this GPU has no tensor cores)")
     flags = _cpu_flags()
     if "amx_bf16" in flags or "avx512_bf16" in flags:
         return "mixed_bfloat16 (this CPU has bfloat16 instructions)"

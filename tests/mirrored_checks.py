@@ -1,5 +1,6 @@
-"""Checks of training on two logical CPU devices against one device, in a process of their own
-(the device split cannot be undone): `python tests/mirrored_checks.py` prints a JSON report."""
+"""Checks of training on two replicas against one device, in a process of their own (the
+device split cannot be undone): `python tests/mirrored_checks.py` (two logical CPU devices) or
+`python tests/mirrored_checks.py gpu` (the first two GPUs) prints a JSON report."""
 import json
 import os
 import sys
@@ -8,8 +9,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-CPU = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
+ON_GPUS = sys.argv[1:] == ["gpu"]
+if not ON_GPUS:
+    CPU = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(CPU,
+                                               [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import keras  # noqa: E402
 
@@ -19,7 +23,8 @@ from audiogen.samplernn import SampleRNN  # noqa: E402
 from audiogen.training.guards import SignalFlag  # noqa: E402
 from audiogen.training.replica_loop import ReplicaLoop  # noqa: E402
 
-STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+STRATEGY = tf.distribute.MirroredStrategy(["/gpu:0", "/gpu:1"] if ON_GPUS else
+                                          ["/cpu:0", "/cpu:1"])
 TWO = InputShard(index=0, count=1, local_replicas=2, replica_batch=2)
 SAMPLERNN = dict(frame_sizes=[4, 16], dim=16, rnn_type="gru", num_rnn_layers=1,
                  q_type="linear", q_levels=16, emb_size=8, seq_len=32, max_grad_norm=0.05)

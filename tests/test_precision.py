@@ -10,7 +10,8 @@ from audiogen.precision import (
 def test_float32_is_the_plain_product():
     rng = np.random.default_rng(0)
     x, w = rng.normal(size=[2, 3, 8]).astype(np.float32), rng.normal(size=[8, 5]).astype(np.float32)
-    np.testing.assert_allclose(dot(x, w, matmul_dtype("float32")), x @ w, rtol=1e-6)
+    # Up to summation order, which depends on the CPU's vector width.
+    np.testing.assert_allclose(dot(x, w, matmul_dtype("float32")), x @ w, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("precast", [False, True])
