@@ -1,7 +1,9 @@
 """The SampleRNN training pipeline: audio files -> quantized pieces -> truncated-BPTT windows.
 
 Every file is cut into pieces of `L` samples (`L` a multiple of `seq_len`, about `piece_dur`
-seconds); each piece is quantized and prefixed with `top_frame_size` samples of silence. Pieces
+seconds; a tail of at least `seq_len` samples gives one more piece, the file's last `L` samples;
+a file shorter than a piece is padded with silence at its end); each piece is quantized and
+prefixed with `top_frame_size` samples of silence. Pieces
 are batched `batch_size` at a time and each batch is walked as `L / seq_len` consecutive windows
 `padded[:, i * seq_len : i * seq_len + seq_len + top_frame_size]`; an element is `(x, reset)`
 with `x` int32 `[batch_size, seq_len + top_frame_size]` and `reset` bool `[batch_size]`, True
@@ -314,13 +316,14 @@ class _PipelineBuilder:
         audio = decode_audio(tf.io.read_file(path), format_id, file_rate, self.sample_rate)
         audio = _fit_length(audio, num_samples)
         length = self.piece_len
-        full = num_samples // length
-        tail_start = full * length
-        body = tf.reshape(audio[:tail_start], [-1, length])
-        # The tail (or a whole file shorter than a piece) is padded with silence at its start.
-        tail = audio[tail_start:]
-        tail = tf.pad(tail, [[length - tf.shape(tail, out_type=tf.int64)[0], 0]])
-        cut = tf.concat([body, tail[None]], axis=0)[:num_pieces]
+        body = tf.reshape(audio[:num_samples // length * length], [-1, length])
+        # The last piece is the file's last L samples, overlapping the piece before it. Padding
+        # the short tail with silence instead would teach the model that a piece may begin with
+        # seconds of silence; generation, which begins with silence, would then stay silent. A
+        # file shorter than a piece is padded with silence at its end.
+        padded = tf.pad(audio, [[0, tf.maximum(length - num_samples, 0)]])
+        last = padded[tf.shape(padded, out_type=tf.int64)[0] - length:]
+        cut = tf.concat([body, last[None]], axis=0)[:num_pieces]
         levels = quantize(cut, self.q_type, self.q_levels)
         levels = tf.pad(levels, [[0, 0], [self.top_frame_size, 0]],
                         constant_values=silence_level(self.q_type, self.q_levels))
