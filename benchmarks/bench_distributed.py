@@ -44,7 +44,7 @@ DONE_LINE = re.compile(r"epoch \d+ done: .*?(?:^| - )loss: ([0-9.]+).* val_loss:
 
 def train_args(model, folder, steps):
     """train.py arguments of one run of `model` for `steps` steps (a tenth of them an epoch)."""
-    config = os.path.join(folder, "config.json")
+    config = os.path.join(folder, "run.config.json")
     per_epoch = max(steps // 10, 1)
     with open(config, "w") as f:
         if model == "samplernn":

@@ -9,10 +9,10 @@ are batched `batch_size` at a time and each batch is walked as `L / seq_len` con
 with `x` int32 `[batch_size, seq_len + top_frame_size]` and `reset` bool `[batch_size]`, True
 on window 0 of each batch (the model restarts each row's RNN state there).
 
-A distributed run (`shard`, see `audiogen.data.replicas`) gives each worker its own training
-files, balanced by their pieces, repeated without end (the workers' shares differ a little; an
-epoch is the global number of steps); every worker reads all validation pieces and keeps its rows
-of each batch. Either way each element is one replica's rows.
+A distributed run (`shard`, see `audiogen.data.replicas`) splits each batch into its replicas'
+rows. Several workers each read their own training files, balanced by their pieces, repeated
+without end (the workers' shares differ a little; an epoch is the global number of steps); every
+worker reads all validation pieces and keeps its rows of each batch.
 
 All counting (files, pieces, the validation split, steps per epoch) happens in Python from file
 headers, before tf.data runs; decoding, resampling, quantization and windowing are graph ops.
@@ -108,7 +108,8 @@ def make_audio_datasets(data_dir, *, sample_rate, batch_size, seq_len, top_frame
     Returns:
         `AudioDatasets(train, validation, info)`; elements are `(x, reset)`, `x` int32
         `[batch_size, seq_len + top_frame_size]`, `reset` bool `[batch_size]` (with `shard`:
-        `shard.replica_batch` rows, one element per replica and step; `train` endless).
+        `shard.replica_batch` rows, one element per replica and step; `train` endless with
+        several workers).
     Raises:
         ValueError: bad arguments, no readable audio in `data_dir`, or too few pieces for the
             validation batches plus one training batch.
@@ -149,8 +150,10 @@ def make_audio_datasets(data_dir, *, sample_rate, batch_size, seq_len, top_frame
         sample_rate=sample_rate, seq_len=seq_len, top_frame_size=top_frame_size,
         piece_len=piece_len, q_type=q_type, q_levels=levels, batch_size=batch_size,
         is_val=is_val, num_parallel_calls=num_parallel_calls)
-    if shard is None:
+    if shard is None or shard.count == 1:
         train = builder.build(table, validation=False, seed=seed, steps=info.train_steps)
+        if shard is not None:  # one worker's replicas: the one-device batches, split
+            train = split_for_replicas(train, shard)
     else:
         rows = _shard_files(data_dir, table, ~is_val, shard)
         train = split_for_replicas(
