@@ -115,3 +115,15 @@ def test_musicvae_two_workers_train_to_the_end_and_resume(tmp_path):
     run = os.path.relpath(run_dir(str(tmp_path)), tmp_path)
     assert {os.path.join(run, "checkpoints", "ckpt-12.index"),
             os.path.join(run, "best", "checkpoint")} <= set(written)
+
+
+def test_a_worker_that_dies_stops_the_other_with_a_clear_error(tmp_path):
+    scratch = tmp_path.parent / f"{tmp_path.name}-scratch"
+    workers = start_workers(samplernn_args(str(tmp_path), 3, "--generate", "false"),
+                            str(scratch))
+    assert workers[1].wait_for(r"epoch 1 step", LIMIT), workers[1].finish(LIMIT)[1][-3000:]
+    workers[1].process.kill()
+    code, out = workers[0].finish(60)
+    assert code == 1, out[-3000:]
+    assert "error: another worker of the cluster stopped or cannot be reached" in out
+    assert "start every worker again with the same command" in out

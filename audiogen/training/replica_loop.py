@@ -13,12 +13,19 @@ Every worker stops at the same step: an interrupting signal that one worker rece
 `received` flag) is summed over the replicas with the next step's metrics, and sets every
 worker's `agreed` flag (which the run's callbacks act on) after that same step.
 """
+import contextlib
+import re
 import signal
 
 import keras
 import tensorflow as tf
 
+from audiogen.training.guards import TrainingStopped
+
 SUM = tf.distribute.ReduceOp.SUM
+# The line of TensorFlow's error that says what happened to the other worker.
+_LOST_PEER = re.compile(r"aborted by|socket closed|connection reset|failed to connect|heartbeat",
+                        re.IGNORECASE)
 
 
 class ReplicaLoop:
@@ -66,7 +73,8 @@ class ReplicaLoop:
             while step < steps_per_epoch and not model.stop_training:
                 steps = min(per_execution, steps_per_epoch - step)
                 callbacks.on_train_batch_begin(step)
-                logs, stop = self._train(iterator, tf.constant(steps), self._local_stop())
+                with _peers_alive():
+                    logs, stop = self._train(iterator, tf.constant(steps), self._local_stop())
                 logs = _floats(logs)
                 if float(stop) and self.agreed.signum is None:
                     # Another worker's signal, or this one's.
@@ -89,7 +97,8 @@ class ReplicaLoop:
             callbacks.on_test_begin()
         logs = {}
         for step, element in enumerate(self._distribute(dataset)):
-            logs = _floats(self._test(element))
+            with _peers_alive():
+                logs = _floats(self._test(element))
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, logs)
         if callbacks is not None:
@@ -137,6 +146,21 @@ class ReplicaLoop:
             return model.record_metrics(_unpack(totals, names))
 
         return test
+
+
+@contextlib.contextmanager
+def _peers_alive():
+    """Turn TensorFlow's errors for a worker that went away into one clear `TrainingStopped`."""
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.AbortedError,
+            tf.errors.CancelledError) as e:
+        lines = [line.strip() for line in str(e.message).splitlines() if line.strip()]
+        reason = next((line for line in lines if _LOST_PEER.search(line)), lines[0])
+        raise TrainingStopped(
+            f"another worker of the cluster stopped or cannot be reached ({reason}); start "
+            f"every worker again with the same command: they resume from the last checkpoint"
+        ) from None
 
 
 def _pack(values, rows, stop):
