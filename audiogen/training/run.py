@@ -211,34 +211,38 @@ class PreparedRun:
         return 0
 
     def _fit(self, run, flag):
-        """`fit` from where the run stands: the rest of an epoch saved mid-way first."""
+        """Train from where the run stands: the rest of an epoch saved mid-way first. One
+        device: Keras's `fit`; several replicas: `ReplicaLoop.fit`, whose callbacks act on the
+        signal the workers agree on."""
         task, data, epochs = self.task, self.data, self.task.epochs()
         fit = task.fit_options(data)
         common = dict(validation_data=data.validation,
                       verbose=0 if self.options.verbose else 1)
-        first = run.initial_epoch
+        loop = None
         if run.cluster.strategy is not None:
             received, flag = flag, SignalFlag()
             loop = ReplicaLoop(run.cluster.strategy, run.model, received, flag)
-            steps = task.epoch_steps(data)
-            if self.steps_done and first < epochs:
-                loop.fit(fit["x"], steps_per_epoch=steps - self.steps_done, epochs=first + 1,
-                         initial_epoch=first,
-                         callbacks=_callbacks(task, run, flag, self.steps_done), **common)
-                first += 1
-            if first < epochs:
-                loop.fit(fit["x"], steps_per_epoch=steps, epochs=epochs, initial_epoch=first,
-                         callbacks=_callbacks(task, run, flag), **common)
-            return
+
+        def train(end, start, steps_done=0):
+            callbacks = _callbacks(task, run, flag, steps_done)
+            if loop is not None:
+                loop.fit(fit["x"], steps_per_epoch=task.epoch_steps(data) - steps_done,
+                         epochs=end, initial_epoch=start, callbacks=callbacks, **common)
+            elif steps_done:
+                remaining = task.epoch_steps(data) - steps_done
+                x = fit["x"] if fit["steps_per_epoch"] else fit["x"].take(remaining)
+                run.model.fit(x, steps_per_epoch=remaining, epochs=end, initial_epoch=start,
+                              callbacks=callbacks, **common)
+            else:
+                run.model.fit(epochs=end, initial_epoch=start, callbacks=callbacks, **fit,
+                              **common)
+
+        first = run.initial_epoch
         if self.steps_done and first < epochs:
-            remaining = task.epoch_steps(data) - self.steps_done
-            x = fit["x"] if fit["steps_per_epoch"] else fit["x"].take(remaining)
-            run.model.fit(x, steps_per_epoch=remaining, epochs=first + 1, initial_epoch=first,
-                          callbacks=_callbacks(task, run, flag, self.steps_done), **common)
+            train(first + 1, first, self.steps_done)
             first += 1
         if first < epochs:
-            run.model.fit(epochs=epochs, initial_epoch=first,
-                          callbacks=_callbacks(task, run, flag), **fit, **common)
+            train(epochs, first)
 
 
 def _start(task, options, cluster, folder, data, resume_path, steps_done):
