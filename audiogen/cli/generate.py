@@ -10,8 +10,10 @@ import sys
 
 from audiogen.cli.args import add_bool, add_debug, fail, midi_program, plain_warnings, \
     positive_float, run_guarded
+from audiogen.cli.attribute_vectors import attribute_amount, repeated_attribute
 from audiogen.cli.console import quiet_console
 from audiogen.config import ConfigError
+from audiogen.midi.attributes import ATTRIBUTES
 
 
 def build_parser():
@@ -66,6 +68,13 @@ def build_parser():
                           help="Interpolation steps, endpoints included.")
     musicvae.add_argument("--reconstruct", metavar="A.mid", default=None,
                           help="Encode and decode the first melody of a MIDI file.")
+    musicvae.add_argument("--attribute", type=attribute_amount, action="append", default=None,
+                          metavar="NAME=AMOUNT",
+                          help=f"Add AMOUNT times the run's attribute vector NAME "
+                               f"({', '.join(ATTRIBUTES)}) to every "
+                               "latent code: sampled, each interpolation step, reconstructed; "
+                               "e.g. note_density=+1.5. Repeatable. A run without vectors gets "
+                               "them first, from its training data.")
     return parser
 
 
@@ -82,11 +91,17 @@ def _generate(args):
     if args.plot and os.path.splitext(args.output_path)[1].lower() == ".png":
         return fail(f"--output_path {args.output_path} is where the pictures of --plot would go "
                     f"(a .png beside each output): name the output .wav or .mid")
+    if repeated_attribute(args.attribute):
+        return fail(f"--attribute {repeated_attribute(args.attribute)} is given twice: give "
+                    f"each attribute once, with the sum of its amounts")
     from audiogen.training.trained import read_run
     try:
         checkpoint, run_dir, config = read_run(args.checkpoint_path, args.config_file)
     except (ConfigError, FileNotFoundError) as e:
         return fail(str(e))
+    if args.attribute and config["model"] != "musicvae":
+        return fail(f"--attribute applies to MusicVAE runs; {run_dir} is a {config['model']} "
+                    f"run")
     if args.rng_seed is None:
         args.rng_seed = int.from_bytes(os.urandom(4), "little") % (2 ** 31)
         print(f"Sampling with --rng_seed {args.rng_seed}")

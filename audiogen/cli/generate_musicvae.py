@@ -1,4 +1,5 @@
-"""MusicVAE generation from a checkpoint: sample, interpolate or reconstruct melodies as MIDI."""
+"""MusicVAE generation from a checkpoint: sample, interpolate or reconstruct melodies as MIDI,
+optionally moved along the run's attribute vectors (`--attribute NAME=AMOUNT`)."""
 import os
 
 import numpy as np
@@ -13,6 +14,7 @@ from audiogen.midi.meters import bar_steps
 from audiogen.musicvae.sampler import interpolate, reconstruct, sample
 from audiogen.plots import melodies_figure, melody_figure, save_png
 from audiogen.temperatures import cycle_temperatures
+from audiogen.training.attribute_vectors import vectors_for
 from audiogen.training.trained import CheckpointMismatchError, model_from_config, restore_weights
 
 
@@ -30,10 +32,15 @@ def run(args, config, checkpoint, run_dir):
         model = restore_weights(model_from_config(config), checkpoint)
     except CheckpointMismatchError as e:
         return fail(str(e))
+    try:
+        z_shift = attribute_shift(model, config, run_dir, checkpoint, args.attribute)
+    except (ValueError, FileNotFoundError) as e:
+        return fail(str(e))
 
     if args.interpolate:
         melodies = np.asarray(interpolate(model, inputs[0].classes, inputs[1].classes, args.steps,
-                                          temperature=temperatures[0], rng_seed=args.rng_seed))
+                                          temperature=temperatures[0], rng_seed=args.rng_seed,
+                                          z_shift=z_shift))
         contexts, joined_context = interpolation_context(*inputs, args.steps, args.qpm,
                                                          args.program)
         stem, ext = os.path.splitext(args.output_path)
@@ -51,15 +58,31 @@ def run(args, config, checkpoint, run_dir):
                                           steps_per_bar=bar_of(joined_context)), joined_picture)
     elif args.reconstruct:
         melodies = np.asarray(reconstruct(model, inputs[0].classes[None],
-                                          temperature=temperatures[0], rng_seed=args.rng_seed))
+                                          temperature=temperatures[0], rng_seed=args.rng_seed,
+                                          z_shift=z_shift))
         write_all(melodies, *outputs_and_pictures([args.output_path], args.overwrite, args.plot),
                   [reconstruction_context(inputs[0], args.qpm, args.program)])
     else:
-        melodies = np.asarray(sample(model, args.num_seqs, temperatures, rng_seed=args.rng_seed))
+        melodies = np.asarray(sample(model, args.num_seqs, temperatures, rng_seed=args.rng_seed,
+                                     z_shift=z_shift))
         write_all(melodies, *outputs_and_pictures(numbered_paths(args.output_path, len(melodies)),
                                                   args.overwrite, args.plot),
                   sampled_context(len(melodies), args.qpm, args.program))
     return 0
+
+
+def attribute_shift(model, config, run_dir, checkpoint, amounts):
+    """The `[z_size]` sum of `amount * vector` of `--attribute` (None without it), from the
+    run's attribute vectors (computed and stored first when it has none for `checkpoint`);
+    printed."""
+    if not amounts:
+        return None
+    vectors = vectors_for(model, config, run_dir, checkpoint)
+    shift = vectors.shift(amounts)
+    print(f"Adding attribute vectors to every latent code (|shift| {np.linalg.norm(shift):.3g}):")
+    for name, amount in amounts:
+        print(f"  {name} {amount:+g}: {vectors.describe(name)}")
+    return shift
 
 
 def load_source(path, num_steps, meters):

@@ -4,6 +4,9 @@ Every function returns int32 melodies `[n, seq_len]` (90 classes: 0 = no event, 
 2..89 = pitches 21..108); MIDI conversion lives in `audiogen.midi`. Decoding is one compiled loop
 (`MusicVAE.decode`) over all melodies at once, with stateless random ops: the same `rng_seed`
 gives the same melodies. A temperature <= 0 decodes greedily (argmax).
+
+`z_shift` (float `[z_size]`, default none) is added to every latent code before decoding: the sum
+of attribute vectors times their amounts (`audiogen.musicvae.attribute_vectors`).
 """
 import tensorflow as tf
 
@@ -36,33 +39,41 @@ def slerp(p0, p1, t):
     return out[0] if scalar else out
 
 
-def sample(model, num, temperatures=1.0, rng_seed=0):
-    """`num` melodies decoded from z ~ N(0, I) -> int32 `[num, seq_len]`.
+def shifted(z, z_shift):
+    """`z` `[n, z_size]` plus `z_shift` `[z_size]` (unchanged when it is None)."""
+    if z_shift is None:
+        return z
+    return z + tf.cast(tf.reshape(z_shift, [1, -1]), z.dtype)
+
+
+def sample(model, num, temperatures=1.0, rng_seed=0, z_shift=None):
+    """`num` melodies decoded from z ~ N(0, I) (plus `z_shift`) -> int32 `[num, seq_len]`.
 
     `temperatures`: scalar or `[num]` (one per melody).
     """
     seed = tf.constant([rng_seed, 1], tf.int64)
     z = tf.random.stateless_normal([num, model.z_size], seed=seed)
-    return model.decode(z, temperature=temperatures, rng_seed=rng_seed)
+    return model.decode(shifted(z, z_shift), temperature=temperatures, rng_seed=rng_seed)
 
 
-def interpolate(model, a, b, steps, temperature=1.0, rng_seed=0, return_z=False):
+def interpolate(model, a, b, steps, temperature=1.0, rng_seed=0, return_z=False, z_shift=None):
     """Decode `steps` points on the slerp between the posterior means of melodies `a` and `b`.
 
     `a`, `b`: int `[seq_len]` (or `[1, seq_len]`). Returns int32 `[steps, seq_len]`, rows 0 and
     `steps - 1` decoded from the two means themselves (the endpoints are included); with
-    `return_z` also the `[steps, z_size]` codes.
+    `return_z` also the `[steps, z_size]` codes decoded (`z_shift` added to every step).
     """
     if steps < 2:
         raise ValueError(f"interpolate needs steps >= 2 (the two endpoints), got {steps}")
     x = tf.stack([tf.reshape(tf.cast(a, tf.int32), [-1]), tf.reshape(tf.cast(b, tf.int32), [-1])])
     mu, _ = model.encode(x)
-    z = slerp(mu[0], mu[1], tf.linspace(0.0, 1.0, steps))
+    z = shifted(slerp(mu[0], mu[1], tf.linspace(0.0, 1.0, steps)), z_shift)
     melodies = model.decode(z, temperature=temperature, rng_seed=rng_seed)
     return (melodies, z) if return_z else melodies
 
 
-def reconstruct(model, x, temperature=1.0, rng_seed=0):
-    """Encode melodies `x` int `[n, seq_len]` and decode them from their posterior means."""
+def reconstruct(model, x, temperature=1.0, rng_seed=0, z_shift=None):
+    """Encode melodies `x` int `[n, seq_len]` and decode them from their posterior means (plus
+    `z_shift`)."""
     mu, _ = model.encode(x)
-    return model.decode(mu, temperature=temperature, rng_seed=rng_seed)
+    return model.decode(shifted(mu, z_shift), temperature=temperature, rng_seed=rng_seed)

@@ -2,7 +2,8 @@
 
 Keras epochs are evaluation periods here: one "epoch" is `evaluate_interval` optimizer steps,
 after which the model is evaluated on the validation set and checkpointed (latest and best), so
-checkpoints are numbered by step.
+checkpoints are numbered by step. The final checkpoint also gets the run's attribute vectors
+(`training/attribute_vectors.py`).
 """
 import math
 
@@ -13,6 +14,7 @@ from audiogen.data.melody_dataset import make_melody_datasets
 from audiogen.kernels.dispatch import gpu_visible
 from audiogen.musicvae.model import MusicVAE
 from audiogen.musicvae.summaries import AdvancedSummaries
+from audiogen.training.attribute_vectors import final_checkpoint_hook
 from audiogen.training.checkpoints import resolve_checkpoint, run_dir_of
 from audiogen.training.optimizers import FusedAdam
 from audiogen.training.run import Datasets, TrainingTask
@@ -96,3 +98,6 @@ class MusicVAETask(TrainingTask):
             callbacks.append(AdvancedSummaries(next(iter(run.data.validation)),
                                                run.writer("advanced"), c["advanced_interval"]))
         return callbacks
+
+    def on_checkpoint(self, run):
+        return final_checkpoint_hook(self.config, run)
