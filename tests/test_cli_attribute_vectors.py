@@ -18,7 +18,7 @@ import tensorflow as tf
 from audiogen.cli import attribute_vectors as command
 from audiogen.cli import generate, train
 from audiogen.midi.attributes import ATTRIBUTES, note_density
-from audiogen.musicvae.attribute_vectors import FILE_NAME, load
+from audiogen.musicvae.attribute_vectors import DEFAULT_MAX_SLICES, FILE_NAME, load
 from audiogen.training.attribute_vectors import training_slices
 from audiogen.training.trained import load_trained
 from run_helpers import DEMO_MIDI, ROOT, midi_corpus
@@ -204,3 +204,4 @@ def test_module_command_recomputes_and_refuses_bad_runs(trained, run_copy, tmp_p
     assert command.main([run_copy, "--max_slices", "3"]) == 2
     assert "--max_slices must be at least 4" in capsys.readouterr().err
     assert open(os.path.join(run_copy, FILE_NAME)).read() == written != before
+    assert f"default: {DEFAULT_MAX_SLICES})" in command.build_parser().format_help()

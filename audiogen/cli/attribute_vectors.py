@@ -1,10 +1,10 @@
-"""`python -m audiogen.cli.attribute_vectors RUN_DIR`: (re)compute a MusicVAE run's attribute
-vectors from its training data and store them in the run directory; and the `NAME=AMOUNT` values
-of `generate.py --attribute`.
+"""`python -m audiogen.cli.attribute_vectors RUN_DIR`: compute a MusicVAE run's attribute vectors
+from its training data again and store them in the run directory.
 
 Training computes them at its end and `generate.py --attribute` when a run has none; this
 command is for runs trained before either did, after the training data changed, or for another
-checkpoint (`<run>/checkpoints/ckpt-N`).
+checkpoint (`<run>/checkpoints/ckpt-N`). This module also reads the `NAME=AMOUNT` values of
+`generate.py --attribute`.
 """
 import argparse
 import math
@@ -49,17 +49,18 @@ def repeated_attribute(amounts):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m audiogen.cli.attribute_vectors", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="python -m audiogen.cli.attribute_vectors", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint_path",
                         help="A MusicVAE run directory (its newest checkpoint) or a checkpoint "
                              "prefix (<run>/checkpoints/ckpt-N).")
     parser.add_argument("--config_file", default=None,
-                        help="Config whose train_dir and extraction settings are used; default: "
-                             "the one saved in the run directory.")
+                        help="Config whose train_dir and extraction settings are used (default: "
+                             "the one saved in the run directory).")
+    # The default lives in audiogen.musicvae.attribute_vectors, which imports TensorFlow: not
+    # before quiet_console.
     parser.add_argument("--max_slices", type=int, default=None,
-                        help="Encode at most this many training slices (a seeded random subset); "
-                             "default: 20000.")
+                        help="Encode at most this many training slices (a seeded random "
+                             "subset; default: 20000).")
     add_debug(parser)
     return parser
 
@@ -77,7 +78,8 @@ def _compute(args):
     from audiogen.training.attribute_vectors import compute_for_run
     from audiogen.training.trained import CheckpointMismatchError, model_from_config, \
         read_run, restore_weights
-    if args.max_slices is not None and args.max_slices < 4:
+    max_slices = DEFAULT_MAX_SLICES if args.max_slices is None else args.max_slices
+    if max_slices < 4:
         return fail(f"--max_slices must be at least 4, got {args.max_slices}")
     try:
         checkpoint, run_dir, config = read_run(args.checkpoint_path, args.config_file)
@@ -88,8 +90,7 @@ def _compute(args):
                     f"runs")
     try:
         model = restore_weights(model_from_config(config), checkpoint)
-        vectors = compute_for_run(model, config, run_dir, checkpoint,
-                                  args.max_slices or DEFAULT_MAX_SLICES)
+        vectors = compute_for_run(model, config, run_dir, checkpoint, max_slices)
     except (CheckpointMismatchError, ValueError, FileNotFoundError) as e:
         return fail(str(e))
     for name in vectors.names:

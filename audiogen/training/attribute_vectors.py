@@ -58,7 +58,12 @@ def compute_for_run(model, config, run_dir, checkpoint, max_slices=DEFAULT_MAX_S
     print(f"Computing attribute vectors with {checkpoint_name(checkpoint, run_dir)} from {used} "
           f"of the {len(slices)} training slices of {config['train_dir']}")
     vectors = compute(model, slices, checkpoint_name(checkpoint, run_dir), max_slices)
-    print(f"Wrote {vectors.save(run_dir)}")
+    try:
+        print(f"Wrote {vectors.save(run_dir)}")
+    except OSError as e:
+        # A read-only run (a shipped model) can still be generated from.
+        print(f"warning: could not store the attribute vectors in {run_dir} ({e.strerror or e}); "
+              f"they are used this once")
     return vectors
 
 
