@@ -94,8 +94,8 @@ def syncopation(melodies):
 
     Steps are counted from the slice's first step, which lies on a bar line, so in every meter
     the eighth-note grid is the even steps. A melody of eighth and quarter notes has 0; one
-    whose notes all start a sixteenth late has 1. This is the paper's "16th note syncopation";
-    it does not look at accents or ties across the beat.
+    whose notes all start a sixteenth late has 1. It is meant as the paper's "16th note
+    syncopation" and does not look at accents or ties across the beat.
     """
     classes, one = _classes(melodies)
     onsets = _onsets(classes)

@@ -47,8 +47,8 @@ class AttributeVectors:
             directory when inside it).
 
     Reference: Roberts et al., "A Hierarchical Latent Vector Model for Learning Long-Term
-    Structure in Music", ICML 2018, section "Latent space manipulation" (attribute vectors:
-    mean latent code of the top quartile minus that of the bottom quartile).
+    Structure in Music", ICML 2018, its attribute vector experiments (mean latent code of the
+    top quartile minus that of the bottom quartile; note density, 16th note syncopation, ...).
     """
     names: tuple
     vectors: np.ndarray
