@@ -70,6 +70,7 @@ def test_checkpoint_round_trip_restores_weights_optimizer_and_counter(tmp_path):
     assert resolve_checkpoint(str(tmp_path)) == path
     assert resolve_checkpoint(path) == path
     assert run_dir_of(path) == str(tmp_path)
+    assert run_dir_of(str(tmp_path / "best" / "ckpt-500")) == str(tmp_path)
 
     fresh, fresh_opt = tiny_model()
     assert int(CheckpointStore(str(tmp_path), fresh, fresh_opt).restore(path)) == 3

@@ -63,11 +63,12 @@ def build_parser():
                           help="General MIDI program (0..127) of written MIDI files; default: "
                                "the source's for --reconstruct / --interpolate, else 0 (piano).")
     musicvae.add_argument("--interpolate", nargs=2, metavar=("A.mid", "B.mid"), default=None,
-                          help="Interpolate (slerp) between the first melodies of two MIDI files.")
+                          help="Interpolate (slerp) between the first usable windows (under "
+                               "the run's meters) of two MIDI files.")
     musicvae.add_argument("--steps", type=int, default=5,
                           help="Interpolation steps, endpoints included.")
     musicvae.add_argument("--reconstruct", metavar="A.mid", default=None,
-                          help="Encode and decode the first melody of a MIDI file.")
+                          help="Encode and decode the first usable window of a MIDI file.")
     musicvae.add_argument("--attribute", type=attribute_amount, action="append", default=None,
                           metavar="NAME=AMOUNT",
                           help=f"Add AMOUNT times the run's attribute vector NAME "

@@ -18,6 +18,8 @@ import tensorflow as tf
 from audiogen.files import atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"                # MusicVAE's best checkpoint
+INTERRUPTED_DIR = "interrupted"  # the state saved mid-epoch by a signal
 TRAINING_ARGS_NAME = "training.json"
 
 
@@ -100,9 +102,10 @@ def resolve_checkpoint(path):
 
 
 def run_dir_of(checkpoint_prefix):
-    """The run directory a checkpoint prefix belongs to."""
+    """The run directory a checkpoint prefix belongs to (`<run>/checkpoints/ckpt-3`,
+    `<run>/best/ckpt-500`, ...)."""
     directory = os.path.dirname(os.path.abspath(checkpoint_prefix))
-    if os.path.basename(directory) == CHECKPOINT_DIR:
+    if os.path.basename(directory) in (CHECKPOINT_DIR, BEST_DIR, INTERRUPTED_DIR):
         directory = os.path.dirname(directory)
     return directory
 

@@ -17,9 +17,8 @@ import signal
 import keras
 import tensorflow as tf
 
-from audiogen.training.checkpoints import saved_counter
+from audiogen.training.checkpoints import INTERRUPTED_DIR, saved_counter
 
-INTERRUPTED_DIR = "interrupted"
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 

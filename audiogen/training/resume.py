@@ -4,9 +4,9 @@ import os
 import tensorflow as tf
 
 from audiogen.config import config_differences, describe_differences, load_run_config
-from audiogen.training.checkpoints import (CHECKPOINT_DIR, load_training_args, resolve_checkpoint,
-                                           run_dir_of, saved_counter)
-from audiogen.training.guards import INTERRUPTED_DIR, interrupted_state
+from audiogen.training.checkpoints import (CHECKPOINT_DIR, INTERRUPTED_DIR, load_training_args,
+                                           resolve_checkpoint, run_dir_of, saved_counter)
+from audiogen.training.guards import interrupted_state
 
 
 def find_resume_checkpoint(run_dir, resume, resume_from=None):

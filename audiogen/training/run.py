@@ -21,16 +21,16 @@ import tensorflow as tf
 from audiogen.config import save_config
 from audiogen.files import safe_name
 from audiogen.training.callbacks import EpochCheckpoint
-from audiogen.training.checkpoints import CheckpointStore, build_optimizer, save_training_args
+from audiogen.training.checkpoints import (BEST_DIR, INTERRUPTED_DIR, CheckpointStore,
+                                           build_optimizer, save_training_args)
 from audiogen.training.distribution import (Cluster, agree, check_in_sync, make_cluster,
                                             write_dir)
-from audiogen.training.guards import INTERRUPTED_DIR, RunGuard, SignalFlag, interrupt_signals
+from audiogen.training.guards import RunGuard, SignalFlag, interrupt_signals
 from audiogen.training.options import RunOptions
 from audiogen.training.replica_loop import ReplicaLoop
 from audiogen.training.resume import check_same_config, resume_point
 from audiogen.training.step_logger import StepLogger
 
-BEST_DIR = "best"
 
 
 @dataclasses.dataclass
