@@ -27,7 +27,8 @@ def positions(start, offset, count, pad=0):
 EXPECTED = {
     # a.wav: 4 whole pieces and a 20-sample tail, which gives the file's last piece (its last
     # 64 samples, overlapping the 4th)
-    *(positions(1, PIECE * k, PIECE) for k in range(4)), positions(1, 4 * PIECE + 20 - PIECE, PIECE),
+    *(positions(1, PIECE * k, PIECE) for k in range(4)),
+    positions(1, 4 * PIECE + 20 - PIECE, PIECE),
     # sub/b.wav: 2 whole pieces; its 10-sample tail is shorter than seq_len and dropped
     positions(1001, 0, PIECE), positions(1001, PIECE, PIECE),
     # c.WAV: shorter than a piece, padded with silence at its end
