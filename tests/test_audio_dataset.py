@@ -14,27 +14,21 @@ LAYOUT = dict(sample_rate=RATE, batch_size=2, seq_len=SEQ, top_frame_size=TOP,
 SILENCE = 32768
 
 
-def positions(start, offset, count, pad=0):
-    """A piece of a file whose samples are `start, start + 1, ...`: the `TOP` samples before
-    `offset` as context (silence before the file), `count` samples from `offset`, then `pad`
-    samples of silence."""
-    context = tuple(start + i if i >= 0 else 0 for i in range(offset - TOP, offset))
-    return context + tuple(range(start + offset, start + offset + count)) + (0,) * pad
+def positions(first, count, pad=0):
+    return tuple(range(first, first + count)) + (0,) * pad
 
 
-# Every piece the corpus below must produce with its context (values = sample positions,
-# 0 = silence).
+# Every piece the corpus below must produce (values = sample positions, 0 = silence).
 EXPECTED = {
     # a.wav: 4 whole pieces and a 20-sample tail, which gives the file's last piece (its last
     # 64 samples, overlapping the 4th)
-    *(positions(1, PIECE * k, PIECE) for k in range(4)),
-    positions(1, 4 * PIECE + 20 - PIECE, PIECE),
+    *(positions(1 + PIECE * k, PIECE) for k in range(4)), positions(4 * PIECE + 21 - PIECE, PIECE),
     # sub/b.wav: 2 whole pieces; its 10-sample tail is shorter than seq_len and dropped
-    positions(1001, 0, PIECE), positions(1001, PIECE, PIECE),
+    positions(1001, PIECE), positions(1065, PIECE),
     # c.WAV: shorter than a piece, padded with silence at its end
-    positions(2001, 0, 40, pad=24),
+    positions(2001, 40, pad=24),
     # empty.wav: one piece of silence
-    (0,) * (TOP + PIECE),
+    (0,) * PIECE,
 }
 
 
@@ -69,7 +63,8 @@ def walk(dataset, batch_size, windows_per_piece):
             for earlier, later in zip(windows, windows[1:]):  # overlap by the top frame
                 np.testing.assert_array_equal(later[:, :TOP], earlier[:, SEQ:])
             padded = np.concatenate([windows[0]] + [w[:, TOP:] for w in windows[1:]], axis=1)
-            pieces += [tuple(row - SILENCE) for row in padded]
+            assert np.all(padded[:, :TOP] == SILENCE)
+            pieces += [tuple(row - SILENCE) for row in padded[:, TOP:]]
             windows = []
     assert windows == [] and resets == [True, False, False, False] * (len(resets) // 4)
     return pieces

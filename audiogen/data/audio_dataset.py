@@ -3,8 +3,7 @@
 Every file is cut into pieces of `L` samples (`L` a multiple of `seq_len`, about `piece_dur`
 seconds; a tail of at least `seq_len` samples gives one more piece, the file's last `L` samples;
 a file shorter than a piece is padded with silence at its end); each piece is quantized and
-comes with the `top_frame_size` samples before it in the file as context (silence before the
-file's start). Pieces
+prefixed with `top_frame_size` samples of silence. Pieces
 are batched `batch_size` at a time and each batch is walked as `L / seq_len` consecutive windows
 `padded[:, i * seq_len : i * seq_len + seq_len + top_frame_size]`; an element is `(x, reset)`
 with `x` int32 `[batch_size, seq_len + top_frame_size]` and `reset` bool `[batch_size]`, True
@@ -28,7 +27,7 @@ import tensorflow as tf
 
 from audiogen.audio.io import SUPPORTED_EXTENSIONS, UnsupportedAudioError, decode_audio, \
     is_supported_path, probe_audio
-from audiogen.audio.quantize import num_levels, quantize
+from audiogen.audio.quantize import num_levels, quantize, silence_level
 from audiogen.data.replicas import split_for_replicas
 from audiogen.hashing import stable_digest
 
@@ -319,18 +318,18 @@ class _PipelineBuilder:
         """One file -> (`[num_pieces, L + top_frame_size]` levels, `[num_pieces]` global ids)."""
         audio = decode_audio(tf.io.read_file(path), format_id, file_rate, self.sample_rate)
         audio = _fit_length(audio, num_samples)
-        length, top = self.piece_len, self.top_frame_size
-        # Each piece comes with the `top` samples before it in the file as context (silence
-        # before the file's start): a silent context is then what precedes a file's first
-        # notes, as at the start of generation, never an artificial cut into the middle of the
-        # music. The last piece is the file's last L samples, overlapping the piece before it
-        # (a tail padded with silence would teach that silence after a reset stays silence);
-        # a file shorter than a piece is padded with silence at its end.
-        padded = tf.pad(audio, [[top, tf.maximum(length - num_samples, 0)]])
-        last = tf.shape(padded, out_type=tf.int64)[0] - (length + top)
-        starts = tf.concat([tf.range(num_samples // length) * length, [last]], 0)[:num_pieces]
-        cut = tf.gather(padded, starts[:, None] + tf.range(length + top, dtype=tf.int64)[None])
+        length = self.piece_len
+        body = tf.reshape(audio[:num_samples // length * length], [-1, length])
+        # The last piece is the file's last L samples, overlapping the piece before it. Padding
+        # the short tail with silence instead would teach the model that a piece may begin with
+        # seconds of silence; generation, which begins with silence, would then stay silent. A
+        # file shorter than a piece is padded with silence at its end.
+        padded = tf.pad(audio, [[0, tf.maximum(length - num_samples, 0)]])
+        last = padded[tf.shape(padded, out_type=tf.int64)[0] - length:]
+        cut = tf.concat([body, last[None]], axis=0)[:num_pieces]
         levels = quantize(cut, self.q_type, self.q_levels)
+        levels = tf.pad(levels, [[0, 0], [self.top_frame_size, 0]],
+                        constant_values=silence_level(self.q_type, self.q_levels))
         ids = first_piece + tf.range(num_pieces, dtype=tf.int64)
         return tf.cast(levels, self.storage_dtype), ids
 
