@@ -106,6 +106,8 @@ def test_generate_cycles_temperatures_and_uses_training_rate(trained, tmp_path, 
     printed = capsys.readouterr().out
     assert "temperature 0.5" in printed and "temperature 0.9" in printed
     assert f"Generating 3 x {RATE // 2} samples (xla engine)" in printed   # a tiny model
+    # Progress: stdout is no terminal here, so plain lines, the last one a summary.
+    assert re.search(rf"^Generating: {3 * RATE // 2:,} samples in \d+:\d\d, ", printed, re.M)
     assert sorted(os.listdir(tmp_path)) == ["out_0.wav", "out_1.wav", "out_2.wav"]
     for name in os.listdir(tmp_path):
         info = sf.info(str(tmp_path / name))
@@ -234,6 +236,7 @@ def test_resume_from_seeded_generation_interval_and_quiet_progress(trained, corp
     assert train.main(args) == 0
     printed = capsys.readouterr().out
     assert "Resumed from" in printed and "at epoch 2" in printed
+    assert re.search(rf"^Generating: {RATE // 4:,} samples in ", printed, re.M)  # the epoch's clip
     assert not re.search(r"^epoch \d+ step", printed, re.M)
     assert checkpoints(str(tmp_path)) == [4]
     (name,) = os.listdir(os.path.join(tmp_path, "generated", "run"))

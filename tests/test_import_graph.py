@@ -13,7 +13,7 @@ PACKAGE = os.path.join(ROOT, "audiogen")
 
 # Bottom to top: a module may import its own package and the packages of lower layers only.
 LAYERS = [
-    ["files", "hashing", "temperatures", "losses", "schedules", "threads", "replicas"],
+    ["files", "hashing", "temperatures", "losses", "schedules", "threads", "replicas", "progress"],
     ["audio", "midi"],
     ["config", "plots"],
     ["precision", "loss_scaling"],

@@ -1,4 +1,4 @@
-"""SampleRNN generation from a checkpoint: one compiled call for all sequences."""
+"""SampleRNN generation from a checkpoint: all sequences at once, with a progress line."""
 import os
 
 import numpy as np
@@ -9,6 +9,7 @@ from audiogen.audio.quantize import dequantize
 from audiogen.cli.args import fail
 from audiogen.cli.outputs import numbered_paths, outputs_and_pictures
 from audiogen.plots import audio_figure, save_png
+from audiogen.progress import ProgressLine
 from audiogen.samplernn.sampler import (
     choose_engine, generate, generation_groups, set_generation_threads)
 from audiogen.temperatures import cycle_temperatures
@@ -47,7 +48,8 @@ def run(args, config, checkpoint, run_dir):
     print(f"Generating {args.num_seqs} x {num_samples} samples ({engine} engine"
           + (f", {groups} groups of sequences at once)" if groups > 1 else ")"))
     levels = generate(model, num_samples, temperatures, prime_levels=prime_levels,
-                      rng_seed=args.rng_seed, engine=engine, groups=groups)
+                      rng_seed=args.rng_seed, engine=engine, groups=groups,
+                      progress=ProgressLine("Generating", "samples").update)
     audio = dequantize(levels, config["q_type"], config["q_levels"]).numpy()
     paths, pictures = outputs_and_pictures(numbered_paths(args.output_path, len(audio)),
                                            args.overwrite, args.plot)

@@ -77,15 +77,18 @@ class PackedProducts:
         rows: the rows of the products' `x` (the layout depends on it, see `pack`).
         fallback: `product(x, kernel, dtype)` for other kernels (another `PackedProducts`, or
             `precision.dot`).
+        packed: optional, the `kernels` as `pack` returned them in another call (a function
+            called many times then takes them as arguments instead of packing them each time).
     """
 
-    def __init__(self, op_module, kernels, dtype, rows, fallback=dot):
+    def __init__(self, op_module, kernels, dtype, rows, fallback=dot, packed=None):
         self._op = op_module
         self._fallback = fallback
+        if packed is None:
+            packed = [pack(op_module, kernel, dtype, rows) for kernel in kernels]
         # Keyed by identity (Keras variables are not hashable by value); the kernel itself is
         # kept so that its id stays its own.
-        self._packed = {id(kernel): (kernel, pack(op_module, kernel, dtype, rows))
-                        for kernel in kernels}
+        self._packed = {id(kernel): (kernel, p) for kernel, p in zip(kernels, packed)}
 
     def __call__(self, x, kernel, dtype):
         entry = self._packed.get(id(kernel))

@@ -63,18 +63,35 @@ def fold_tiers(tiers, product=dot):
     return [FoldedTier(tier, product) for tier in tiers]
 
 
-def stream_products(op_module, tiers, batch):
-    """The stream engine's products for the frame tiers' steps of `batch` sequences
-    (`StreamMatMul` on weights packed once, where this is called): every weight a
-    `FoldedTier` multiplies by, each packed for the rows it is multiplied with (the input
-    kernels of a lower tier for the upper tier's `upsample_ratio` vectors of every sequence).
-    The top tier's input kernels are folded away and not packed."""
-    dtype = tiers[-1].matmul_dtype
-    products = dot
-    for upper, lower in zip(tiers[:-1], tiers[1:]):
-        products = stream_matmul.PackedProducts(op_module, lower.rnn.input_kernels, dtype,
-                                                batch * upper.upsample_ratio, products)
+def stream_weights(tiers, batch):
+    """The weights `stream_products` multiplies through `StreamMatMul` for `batch` sequences, as
+    `(kernels, rows)` pairs, each packed for its rows (see `stream_matmul.pack`): every weight a
+    `FoldedTier` multiplies by, the input kernels of a lower tier for the upper tier's
+    `upsample_ratio` vectors of every sequence. The top tier's input kernels are folded away and
+    not packed."""
+    pairs = [(lower.rnn.input_kernels, batch * upper.upsample_ratio)
+             for upper, lower in zip(tiers[:-1], tiers[1:])]
     inputs = {id(k) for tier in tiers for k in tier.rnn.input_kernels}
     kernels = [k for tier in tiers for k in tier.rnn.step_kernels + [tier.upsample_kernel]
                if id(k) not in inputs]
-    return stream_matmul.PackedProducts(op_module, kernels, dtype, batch, products)
+    return pairs + [(kernels, batch)]
+
+
+def pack_stream_weights(op_module, tiers, batch):
+    """`stream_weights` packed: a list per pair, for `stream_products(..., packed=)`."""
+    dtype = tiers[-1].matmul_dtype
+    return [[stream_matmul.pack(op_module, kernel, dtype, rows) for kernel in kernels]
+            for kernels, rows in stream_weights(tiers, batch)]
+
+
+def stream_products(op_module, tiers, batch, packed=None):
+    """The stream engine's products for the frame tiers' steps of `batch` sequences: those of
+    `stream_weights` through `StreamMatMul`, on weights packed where this is called, or given
+    as `pack_stream_weights` returned them in another call (`packed`); the others by `dot`."""
+    dtype = tiers[-1].matmul_dtype
+    products = dot
+    pairs = stream_weights(tiers, batch)
+    for (kernels, rows), weights in zip(pairs, packed or [None] * len(pairs)):
+        products = stream_matmul.PackedProducts(op_module, kernels, dtype, rows, products,
+                                                weights)
+    return products

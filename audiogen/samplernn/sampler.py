@@ -1,7 +1,10 @@
-"""Compiled SampleRNN generation: one call for all samples of all sequences.
+"""Compiled SampleRNN generation: all sequences at once, in chunks of compiled calls.
 
-`generate` runs the nested generation loops of `audiogen.samplernn.engines` in one `tf.function`
-per (group size, prime length, length, engine), cached on the model.
+`generate` runs the nested generation loops of `audiogen.samplernn.generation_loop` with an
+engine of `audiogen.samplernn.engines`, cached on the model per (group size, chunk capacity,
+logits, engine). A clip is made by a series of calls of whole top frames (`chunks`), which
+carry the recurrent states and the last samples from one to the next, so that `progress` can
+be reported between them; however it is cut, the samples are those of a single call.
 
 Sampling draws from `softmax(logits / temperature)` by inverse CDF with one uniform number per
 sequence and sample, all drawn before the loop by `tf.random.stateless_uniform` seeded with
@@ -14,11 +17,14 @@ CPU, the ops built, `AUDIOGEN_KERNELS` not off: `audiogen.kernels.dispatch`), el
 engine, which is also the engine on a GPU. Small models run faster under XLA, whose loop keeps
 their weights in the caches; large ones with the stream engine's products.
 """
+import threading
+
 import numpy as np
 import tensorflow as tf
 
 from audiogen.kernels.dispatch import compiled_op, gpu_visible
 from audiogen.precision import matmul_dtype
+from audiogen.samplernn.chunks import chunk_capacity, generate_group
 from audiogen.samplernn.engines import ENGINE_CLASSES, whole_top_frames
 from audiogen.threads import (
     available_cores, one_op_at_a_time, one_thread_per_op, run_concurrently)
@@ -28,7 +34,7 @@ STREAM_MIN_DIM = 512
 
 
 def generate(model, num_samples, temperatures, prime_levels=None, rng_seed=0,
-             return_logits=False, engine="auto", groups=1):
+             return_logits=False, engine="auto", groups=1, chunk_samples=None, progress=None):
     """Generate `len(temperatures)` sequences with a SampleRNN `model`.
 
     Args:
@@ -46,11 +52,18 @@ def generate(model, num_samples, temperatures, prime_levels=None, rng_seed=0,
             XLA engine when each op runs on one thread (`audiogen.threads.one_thread_per_op`),
             so that every group's products keep a core of their own (see
             `generation_groups`).
+        chunk_samples: None (default) for chunks of about a second each
+            (`chunks.CHUNK_SECONDS`), or samples per sequence in each chunk, rounded up to
+            whole top frames (`num_samples` or more: one call). The samples are the same.
+        progress: optional `progress(done, total)`, called after each chunk (from the thread
+            of the group that made it, one call at a time) with the samples generated so far
+            over all sequences and `B * num_samples`; the last call has `done == total`.
 
     Returns:
         int32 `[B, S + num_samples]`: the prime followed by the generated levels (and the logits
-        when `return_logits`). The compiled function is cached per (group size, S,
-        num_samples, return_logits, engine) on the model, so repeated calls do not retrace.
+        when `return_logits`). The compiled functions are cached per (group size, chunk
+        capacity, return_logits, engine) on the model, so repeated calls and chunks do not
+        retrace (the prime is consumed by a function of its own, traced per prime length).
     """
     groups = int(groups)
     temps = np.asarray(temperatures, np.float32).reshape([-1])
@@ -66,22 +79,53 @@ def generate(model, num_samples, temperatures, prime_levels=None, rng_seed=0,
         raise ValueError(f"groups must lie in [1, {batch}] for {batch} sequences, got {groups}")
     model.build()
     engine = choose_engine(model.dim, engine, model.precision)
-    uniform = tf.random.stateless_uniform([whole_top_frames(model.top_frame, num_samples), batch],
-                                          seed=[int(rng_seed) % 2**31, 0], alg="philox")
+    num_gen = whole_top_frames(model.top_frame, num_samples)
+    capacity = chunk_capacity(model.top_frame, num_gen // model.top_frame, chunk_samples)
+    uniform = tf.random.stateless_uniform([num_gen, batch], seed=[int(rng_seed) % 2**31, 0],
+                                          alg="philox").numpy()
     inv_temps = 1.0 / temps
+    report = _Progress(progress, num_samples, batch)
     cache = model._untracked.generate_fns
     calls = []
     for lo, hi in group_bounds(batch, groups):
-        key = (hi - lo, int(prime.shape[1]), num_samples, bool(return_logits), engine)
+        key = (hi - lo, capacity, bool(return_logits), engine)
         if key not in cache:
-            cache[key] = ENGINE_CLASSES[engine](model, *key[:4])
-        calls.append(lambda fn=cache[key], lo=lo, hi=hi: fn(
-            tf.constant(prime[lo:hi]), tf.constant(inv_temps[lo:hi]), uniform[:, lo:hi]))
+            cache[key] = ENGINE_CLASSES[engine](model, *key[:3])
+        calls.append(lambda loop=cache[key], lo=lo, hi=hi: generate_group(
+            loop, prime[lo:hi], inv_temps[lo:hi], uniform[:, lo:hi],
+            chunk_samples is not None, report.group(hi - lo)))
     results = run_concurrently(calls)
-    out = tf.concat([r[0] for r in results], axis=0)
+    levels = np.concatenate([r[0] for r in results], axis=1).T[:, :num_samples]
+    out = tf.constant(np.concatenate([prime, levels], axis=1))
     if not return_logits:
         return out
-    return out, tf.concat([r[1] for r in results], axis=0)
+    logits = np.concatenate([r[1] for r in results], axis=1)
+    return out, tf.constant(logits.transpose([1, 0, 2])[:, :num_samples])
+
+
+class _Progress:
+    """The samples generated by every group, summed for `callback(done, total)`."""
+
+    def __init__(self, callback, num_samples, batch):
+        self.callback, self.num_samples = callback, num_samples
+        self.total = batch * num_samples
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def group(self, size):
+        """`on_chunk(generated)` for a group of `size` sequences."""
+        counted = [0]
+
+        def on_chunk(generated):
+            if self.callback is None:
+                return
+            with self.lock:
+                now = min(generated, self.num_samples)
+                self.done += size * (now - counted[0])
+                counted[0] = now
+                self.callback(self.done, self.total)
+
+        return on_chunk
 
 
 def _prime_array(prime_levels, batch, q_levels):

@@ -16,6 +16,7 @@ from audiogen.audio.quantize import dequantize
 from audiogen.data.audio_dataset import make_audio_datasets
 from audiogen.files import unused_paths
 from audiogen.plots import audio_figure, figure_image
+from audiogen.progress import ProgressLine
 from audiogen.samplernn.model import SampleRNN
 from audiogen.samplernn.sampler import generate
 from audiogen.temperatures import cycle_temperatures
@@ -160,7 +161,7 @@ class SampleRNNTask(TrainingTask):
         primes = (None if self.prime_levels is None
                   else np.tile(self.prime_levels[None], (len(self.temperatures), 1)))
         levels = generate(model, num_samples, self.temperatures, prime_levels=primes,
-                          rng_seed=epoch)
+                          rng_seed=epoch, progress=ProgressLine("Generating", "samples").update)
         audio = dequantize(levels, c["q_type"], c["q_levels"]).numpy()
         os.makedirs(output_dir, exist_ok=True)
         for i, (samples, temperature) in enumerate(zip(audio, self.temperatures)):
