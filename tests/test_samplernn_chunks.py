@@ -44,18 +44,17 @@ def test_chunks_make_the_samples_of_one_call(model, engine, num_samples, prime_l
 
 
 @pytest.mark.parametrize("engine", ["xla", stream_engine()])
-@pytest.mark.parametrize("overrides", [
-    {"rnn_type": "lstm", "skip_conn": True},
-    {"frame_sizes": [4, 8, 16], "precision": "mixed_bfloat16"},
+@pytest.mark.parametrize("overrides,chunk_samples", [
+    ({"rnn_type": "lstm", "skip_conn": True}, 1),                     # 1 top frame
+    ({"frame_sizes": [4, 8, 16], "precision": "mixed_bfloat16"}, 40),  # 3 top frames
 ])
-def test_chunks_of_other_models(engine, overrides):
-    """Three tiers (conditioning within a top frame), LSTM states (two per layer), bfloat16
-    products: chunks of one top frame, and chunk sizes that are no multiple of it."""
+def test_chunks_of_other_models(engine, overrides, chunk_samples):
+    """LSTM states (two per layer), three tiers (conditioning within a top frame), bfloat16
+    products; chunk sizes in samples that are no multiple of the top frame."""
     model = tiny(**overrides)
     prime = np.random.default_rng(3).integers(0, 16, [2, 21]).astype(np.int32)
-    args = dict(temperatures=[1.0, 0.8], prime_levels=prime, rng_seed=2, engine=engine)
-    for chunk_samples in (1, 40):            # 1 top frame; 40 -> 3 top frames
-        assert_identical(*one_call_and_chunked(model, 130, chunk_samples, **args))
+    assert_identical(*one_call_and_chunked(model, 130, chunk_samples, temperatures=[1.0, 0.8],
+                                           prime_levels=prime, rng_seed=2, engine=engine))
 
 
 def test_time_sized_chunks_make_the_same_samples(model):

@@ -1,0 +1,154 @@
+"""What generating in chunks costs: SampleRNN generation in chunks against one call.
+
+`generate.py` runs `audiogen.samplernn.sampler.generate` in chunks of about a second each
+(`audiogen/samplernn/chunks.py`), with a progress line between them. This compares that with
+one compiled call for the whole clip (`chunk_samples=num_samples`), for the small config and
+`default.config.json` at 1 and 4 sequences, each cell in its own process with the engine, groups
+and threads `generate.py` picks. Both variants are compiled first (and their samples checked to
+be the same), then timed alternately, `--repeats` times each, starting with each variant in
+turn; the clips are long enough for several chunks per timing. Reported: the fastest and the
+median timing of each, and the overhead of chunks, `chunked / one call - 1`, from the fastest
+and from the medians; every timing is in the JSON.
+
+    .venv/bin/python benchmarks/bench_generate_chunks.py             # ~6 minutes
+    .venv/bin/python benchmarks/bench_generate_chunks.py --configs small --num_seqs 1
+
+Prints a table and writes benchmarks/results/bench_generate_chunks.json.
+"""
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from bench_generate import CONFIGS, SAMPLE_RATE, build_model
+from common import RESULTS_DIR, note_machine_state, seconds, write_results
+
+RESULTS = os.path.join(RESULTS_DIR, "bench_generate_chunks.json")
+# Samples per sequence: several seconds of generation per timing, so several chunks.
+NUM_SAMPLES = {"small": 20 * SAMPLE_RATE, "default": 12_000}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--num_seqs", nargs="+", type=int, default=[1, 4])
+    p.add_argument("--num_samples", type=int, default=None,
+                   help=f"samples per sequence (default: per config, {NUM_SAMPLES})")
+    p.add_argument("--repeats", type=int, default=4,
+                   help="timings of each variant per cell (alternated)")
+    p.add_argument("--output", default=RESULTS, help="JSON results file")
+    p.add_argument("--worker", nargs=3, metavar=("CONFIG", "NUM_SEQS", "NUM_SAMPLES"),
+                   help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def run_cell(config_name, num_seqs, num_samples, repeats):
+    """One (config, num_seqs) cell in this process, with generate.py's engine, groups and
+    threads; returns its row."""
+    import numpy as np
+    from audiogen.progress import ProgressLine
+    from audiogen.samplernn.sampler import (
+        choose_engine, generate, generation_groups, set_generation_threads)
+
+    with open(CONFIGS[config_name], encoding="utf-8") as f:  # before TensorFlow's first op
+        engine = choose_engine(json.load(f)["dim"])
+    if not set_generation_threads(engine):
+        raise RuntimeError("generate.py's threads could not be set: TensorFlow already started")
+    groups = generation_groups(num_seqs, engine)
+    model = build_model(config_name, "float32")
+    temps = [1.0] * num_seqs
+    reports = []
+
+    def run(chunked):
+        reports.clear()
+        line = ProgressLine("Generating", "samples", stream=io.StringIO())
+
+        def progress(done, total):
+            reports.append(done)
+            line.update(done, total)
+
+        return np.asarray(generate(model, num_samples, temps, rng_seed=2, engine=engine,
+                                   groups=groups, chunk_samples=None if chunked else num_samples,
+                                   progress=progress))
+
+    row = {"config": config_name, "num_seqs": num_seqs, "num_samples": num_samples,
+           "engine": engine, "groups": groups}
+    row["first_call_s"] = {"one_call": seconds(lambda: run(False)),
+                           "chunked": seconds(lambda: run(True))}
+    if not np.array_equal(run(False), run(True)):
+        raise AssertionError("chunked generation made other samples than one call")
+    times = {"one_call": [], "chunked": []}
+    chunks = []
+    for r in range(repeats):
+        for chunked in ((False, True) if r % 2 == 0 else (True, False)):
+            times["chunked" if chunked else "one_call"].append(seconds(lambda: run(chunked)))
+            if chunked:
+                chunks.append(len(reports) / groups)
+    row["times_s"] = times
+    row["chunks_per_group"] = chunks
+    best = {k: min(v) for k, v in times.items()}
+    median = {k: statistics.median(v) for k, v in times.items()}
+    row["best_s"], row["median_s"] = best, median
+    row["overhead_best"] = best["chunked"] / best["one_call"] - 1
+    row["overhead_median"] = median["chunked"] / median["one_call"] - 1
+    row["samples_per_s_one_call"] = num_seqs * num_samples / best["one_call"]
+    return row
+
+
+def spawn_cell(config_name, num_seqs, num_samples, repeats):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", config_name, str(num_seqs),
+           str(num_samples), "--repeats", str(repeats)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise RuntimeError(f"benchmark cell {config_name} x{num_seqs} failed "
+                           f"(exit {proc.returncode})")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def print_table(rows):
+    head = (f"{'config':<8}{'engine':<7}{'seqs':>5}{'groups':>7}{'samples':>9}{'chunks':>7}"
+            f"{'one call s':>11}{'chunked s':>10}{'overhead':>9}{'median':>8}"
+            f"{'samples/s':>11}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['config']:<8}{r['engine']:<7}{r['num_seqs']:>5}{r['groups']:>7}"
+              f"{r['num_samples']:>9}{statistics.median(r['chunks_per_group']):>7.0f}"
+              f"{r['best_s']['one_call']:>11.2f}{r['best_s']['chunked']:>10.2f}"
+              f"{100 * r['overhead_best']:>8.1f}%{100 * r['overhead_median']:>7.1f}%"
+              f"{r['samples_per_s_one_call']:>11.0f}")
+    print("seconds: fastest timing of each variant; overhead = chunked / one call - 1 from the "
+          "fastest timings, median: from the medians; chunks: per group and timing (median); "
+          "samples/s: one call, all sequences.")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        name, seqs, samples = args.worker
+        print(json.dumps(run_cell(name, int(seqs), int(samples), args.repeats)))
+        return 0
+    start = time.perf_counter()
+    machine_before = note_machine_state()
+    rows = []
+    for name in args.configs:
+        for seqs in args.num_seqs:
+            row = spawn_cell(name, seqs, args.num_samples or NUM_SAMPLES[name], args.repeats)
+            rows.append(row)
+            print(f"[{time.perf_counter() - start:5.0f} s] {name} x{seqs}: overhead "
+                  f"{100 * row['overhead_best']:.1f}% (median {100 * row['overhead_median']:.1f}%)",
+                  flush=True)
+    print()
+    print_table(rows)
+    write_results(args.output, "bench_generate_chunks", argv, start, machine_before, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
