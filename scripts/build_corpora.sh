@@ -7,7 +7,7 @@
 #
 # OUT/folk/oneills/, OUT/folk/airds/: one MIDI file per tune (O'Neill's 1850, Aird's Airs).
 # OUT/bach-midi/: the Bach chorales (four parts) as MIDI; OUT/bach-piano/: each rendered as
-# piano, 16 kHz mono 16-bit FLAC.
+# piano, 16 kHz mono 16-bit FLAC, its leading and trailing silence trimmed.
 # Needs: apt-get install -y abcmidi fluidsynth fluid-soundfont-gm sox (as root), and music21,
 # which is installed into a separate environment (OUT/.music21-venv) so that the project's
 # environment stays as pinned.
@@ -66,7 +66,11 @@ for mid in "$OUT"/bach-midi/*.mid; do
     flac="$OUT/bach-piano/$(basename "${mid%.mid}").flac"
     [ -f "$flac" ] && continue
     fluidsynth -ni -q -g 0.6 -r 16000 -O s16 -T wav -F "$tmp/s.wav" "$SOUNDFONT" "$mid" >/dev/null 2>&1
-    sox -q "$tmp/s.wav" -b 16 "$tmp/m.flac" remix - rate 16k gain -n -1
+    # Silence before the first note and after the last one's decay is trimmed (below -50 dB):
+    # a model trained on long silences learns that silence stays silent, and generation that
+    # falls into it does not come out.
+    sox -q "$tmp/s.wav" -b 16 "$tmp/m.flac" remix - rate 16k gain -n -1 \
+        silence 1 0.01 -50d reverse silence 1 0.01 -50d reverse
     mv "$tmp/m.flac" "$flac"
 done
 echo "$OUT/bach-piano: $(ls "$OUT/bach-piano" | wc -l) FLAC files," \

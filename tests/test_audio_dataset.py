@@ -146,3 +146,18 @@ def test_bad_arguments_are_rejected(tmp_path):
         make_audio_datasets(tmp_path, **{**LAYOUT, "seq_len": 0})
     with pytest.raises(ValueError, match="piece_dur must be positive"):
         make_audio_datasets(tmp_path, **{**LAYOUT, "piece_dur": 0})
+
+
+def test_silence_at_a_files_ends_is_left_out_and_its_pieces_spread_over_the_rest(tmp_path):
+    """100 samples of silence, 150 of sound, 200 of silence: the header promises 7 pieces of
+    64; what is left after trimming gives them as 7 overlapping pieces of sound, first to
+    last."""
+    values = np.concatenate([np.zeros(100), 1 + np.arange(150), np.zeros(200)]).astype(np.int16)
+    write_audio(tmp_path / "quiet_ends.wav", values, RATE, subtype="PCM_16")
+    write_positions(tmp_path / "other.wav", 5001, 3 * PIECE, RATE)
+    data = make_audio_datasets(tmp_path, **{**LAYOUT, "batch_size": 1, "num_val_batches": 0})
+    pieces = set(walk(data.train, 1, PIECE // SEQ))
+    trimmed = sorted(p for p in pieces if p[0] < 5001)
+    assert len(trimmed) == 7
+    assert trimmed[0] == tuple(range(1, 65)) and trimmed[-1] == tuple(range(87, 151))
+    assert all(p == tuple(range(p[0], p[0] + PIECE)) for p in trimmed)  # no silence inside

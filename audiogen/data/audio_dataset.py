@@ -1,9 +1,11 @@
 """The SampleRNN training pipeline: audio files -> quantized pieces -> truncated-BPTT windows.
 
-Every file is cut into pieces of `L` samples (`L` a multiple of `seq_len`, about `piece_dur`
-seconds; a tail of at least `seq_len` samples gives one more piece, the file's last `L` samples;
-a file shorter than a piece is padded with silence at its end); each piece is quantized and
-prefixed with `top_frame_size` samples of silence. Pieces
+Every file, without its leading and trailing silence, is cut into pieces of `L` samples (`L` a
+multiple of `seq_len`, about `piece_dur` seconds; a tail of at least `seq_len` samples gives one
+more piece, the file's last `L` samples; a file shorter than a piece is padded with silence at
+its end); each piece is quantized and prefixed with `top_frame_size` samples of silence (the
+model's learned initial state and that silent frame begin each piece, as they begin
+generation). Pieces
 are batched `batch_size` at a time and each batch is walked as `L / seq_len` consecutive windows
 `padded[:, i * seq_len : i * seq_len + seq_len + top_frame_size]`; an element is `(x, reset)`
 with `x` int32 `[batch_size, seq_len + top_frame_size]` and `reset` bool `[batch_size]`, True
@@ -33,6 +35,8 @@ from audiogen.hashing import stable_digest
 
 # Memory the piece shuffle buffer may hold; the buffer holds at least one batch of pieces.
 SHUFFLE_BUFFER_BYTES = 256 * 2 ** 20
+# A file's leading and trailing samples 50 dB or more below its peak are left out.
+SILENCE_BELOW_PEAK = 10 ** (-50 / 20)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,15 +322,12 @@ class _PipelineBuilder:
         """One file -> (`[num_pieces, L + top_frame_size]` levels, `[num_pieces]` global ids)."""
         audio = decode_audio(tf.io.read_file(path), format_id, file_rate, self.sample_rate)
         audio = _fit_length(audio, num_samples)
-        length = self.piece_len
-        body = tf.reshape(audio[:num_samples // length * length], [-1, length])
-        # The last piece is the file's last L samples, overlapping the piece before it. Padding
-        # the short tail with silence instead would teach the model that a piece may begin with
-        # seconds of silence; generation, which begins with silence, would then stay silent. A
-        # file shorter than a piece is padded with silence at its end.
-        padded = tf.pad(audio, [[0, tf.maximum(length - num_samples, 0)]])
-        last = padded[tf.shape(padded, out_type=tf.int64)[0] - length:]
-        cut = tf.concat([body, last[None]], axis=0)[:num_pieces]
+        audio = _trim_silence(audio)
+        starts = _piece_starts(tf.shape(audio, out_type=tf.int64)[0], self.piece_len,
+                               self.seq_len, num_pieces)
+        # A file (or what is left of it) shorter than a piece is padded with silence at its end.
+        audio = tf.pad(audio, [[0, tf.maximum(self.piece_len - tf.size(audio, tf.int64), 0)]])
+        cut = tf.gather(audio, starts[:, None] + tf.range(self.piece_len, dtype=tf.int64)[None])
         levels = quantize(cut, self.q_type, self.q_levels)
         levels = tf.pad(levels, [[0, 0], [self.top_frame_size, 0]],
                         constant_values=silence_level(self.q_type, self.q_levels))
@@ -345,6 +346,36 @@ class _PipelineBuilder:
     def _shuffle_buffer(self, num_pieces):
         piece_bytes = (self.piece_len + self.top_frame_size) * self.storage_dtype.size
         return int(max(self.batch_size, min(num_pieces, SHUFFLE_BUFFER_BYTES // piece_bytes)))
+
+
+def _trim_silence(samples):
+    """`[n]` samples without their leading and trailing silence (`SILENCE_BELOW_PEAK`).
+
+    A model trained on a file's silent ends learns that silence stays silent: generation that
+    falls into silence, or starts from it, then never leaves it.
+    """
+    level = tf.abs(samples)
+    loud = tf.where(level > tf.reduce_max(level) * SILENCE_BELOW_PEAK)[:, 0]
+    if_empty = tf.zeros([1], tf.int64)
+    first = tf.concat([loud, if_empty], 0)[0]
+    end = tf.concat([if_empty, loud], 0)[-1] + 1
+    return samples[first:tf.maximum(end, first)]
+
+
+def _piece_starts(length, piece_len, seq_len, num_pieces):
+    """`[num_pieces]` starts of a file's pieces in its `length` (trimmed) samples: whole pieces,
+    then its last `piece_len` samples (overlapping the piece before) for a tail of at least
+    `seq_len`. Where trimming left fewer pieces than the file's header promised (`num_pieces`,
+    counted before anything was decoded), that many pieces spread evenly, overlapping."""
+    whole = length // piece_len
+    last = tf.maximum(length - piece_len, 0)
+    layout = tf.concat([tf.range(whole) * piece_len, [last]], 0)
+    fits = tf.cast(whole, tf.int32) + tf.cast(length - whole * piece_len >= seq_len, tf.int32)
+    spread = tf.linspace(tf.constant(0.0, tf.float64), tf.cast(last, tf.float64),
+                         tf.cast(num_pieces, tf.int32))
+    spread = tf.cast(tf.round(spread), tf.int64)
+    return tf.cond(tf.maximum(fits, 1) >= tf.cast(num_pieces, tf.int32),
+                   lambda: layout[:num_pieces], lambda: spread)
 
 
 def _fit_length(samples, length):
