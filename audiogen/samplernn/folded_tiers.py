@@ -6,7 +6,7 @@ layer's skip kernel too), so
 
     inp @ M = frame @ (W_in @ M) + b_in @ M (+ cond @ M).
 
-Generation folds `W_in @ M` (`[frame_size, gates * dim]`, small) once per call, and the tier
+Generation folds `W_in @ M` (`[frame_size, gates * dim]`, small) once per clip, and the tier
 above multiplies all `upsample_ratio` conditioning vectors of its frame by M at once. Each input
 kernel is then read once per frame of the tier above instead of once per own frame, and the top
 tier's not at all: with `default.config.json` (dim 1024, 4 GRU layers, frames of 16 and 64)
@@ -28,6 +28,7 @@ class FoldedTier:
     Args:
         tier: a built `FrameTier`.
         product: `product(x, kernel, dtype)`, as in `RNNStack.cell`.
+        folded: optional, `fold_inputs(tier)` computed in another call (else here).
 
     `step(frame, cond_terms, states)`: `frame` `[b, frame_size]` network inputs, `cond_terms`
     the tier above's `conditioning_terms` for this frame (a list of `[b, gates * dim]`, one per
@@ -35,12 +36,9 @@ class FoldedTier:
     states), as `tier.rnn.step(tier.project(frame, cond), states)`.
     """
 
-    def __init__(self, tier, product=dot):
+    def __init__(self, tier, product=dot, folded=None):
         self.tier, self.product = tier, product
-        kernels = tier.rnn.input_kernels
-        self.frame_kernels = [tf.matmul(tier.input_kernel, m) for m in kernels]
-        self.frame_biases = [tf.linalg.matvec(m, tier.input_bias, transpose_a=True)
-                             for m in kernels]
+        self.frame_kernels, self.frame_biases = folded if folded is not None else fold_inputs(tier)
 
     def step(self, frame, cond_terms, states):
         terms = [tf.matmul(frame, f) + c for f, c in zip(self.frame_kernels, self.frame_biases)]
@@ -58,9 +56,18 @@ class FoldedTier:
                 for m in below.tier.rnn.input_kernels]
 
 
-def fold_tiers(tiers, product=dot):
-    """A `FoldedTier` per frame tier of `tiers` (top to bottom)."""
-    return [FoldedTier(tier, product) for tier in tiers]
+def fold_inputs(tier):
+    """The `tier`'s input projection folded into its stack's input kernels M: the lists
+    `[W_in @ M]` (`[frame_size, gates * dim]` each) and `[b_in @ M]`."""
+    kernels = tier.rnn.input_kernels
+    return ([tf.matmul(tier.input_kernel, m) for m in kernels],
+            [tf.linalg.matvec(m, tier.input_bias, transpose_a=True) for m in kernels])
+
+
+def fold_tiers(tiers, product=dot, folded=None):
+    """A `FoldedTier` per frame tier of `tiers` (top to bottom); `folded`: optional, their
+    `fold_inputs` computed in another call."""
+    return [FoldedTier(tier, product, f) for tier, f in zip(tiers, folded or [None] * len(tiers))]
 
 
 def stream_weights(tiers, batch):

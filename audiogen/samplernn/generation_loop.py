@@ -25,7 +25,7 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
 
 from audiogen.audio.quantize import silence_level
-from audiogen.samplernn.folded_tiers import fold_tiers
+from audiogen.samplernn.folded_tiers import fold_inputs, fold_tiers
 from audiogen.samplernn.frame_tier import levels_to_inputs
 from audiogen.samplernn.sampling import sample_categorical
 
@@ -45,7 +45,8 @@ class GenerationLoop:
 
     Calls (each compiled once; `start` once per prime length):
 
-    * `prepare()` -> the tensors every chunk reads, computed from the weights (a list).
+    * `prepare()` -> the tensors every chunk reads, computed from the weights (a list: the
+      MLP's lookup table, the tiers' `fold_inputs`, the engine's `prepare_tensors`).
     * `start(prime)`: `prime` int32 `[batch, S]` -> `(states, window)`: the tiers' flat states
       after the prime (`[batch, dim]` each) and the `top_frame` levels before the first generated
       sample, int32 `[top_frame, batch]` (time-major).
@@ -89,7 +90,8 @@ class GenerationLoop:
     def _prepare(self):
         table, bias1, w1 = self.model.mlp.folded_tables()
         table = tf.reshape(table, [self.f0 * self.model.q_levels, self.model.dim])
-        return [table] + list(self.prepare_tensors(table, bias1, w1))
+        folded = [fold_inputs(tier) for tier in self.model.tiers]
+        return [table, folded] + list(self.prepare_tensors(table, bias1, w1))
 
     def _start(self, prime):
         b, top, prime_len = self.batch, self.top, prime.shape[1]
@@ -101,10 +103,10 @@ class GenerationLoop:
         return states, primer[-top:]
 
     def _chunk(self, prepared, states, window, inv_temp, uniform, frames):
-        self.table = prepared[0]
-        self.bind(prepared[1:])
+        self.table, folded = prepared[:2]
+        self.bind(prepared[2:])
         self.inv_temp, self.uniform = inv_temp, uniform
-        self.folded = fold_tiers(self.model.tiers, self.product)
+        self.folded = fold_tiers(self.model.tiers, self.product, folded)
         top = self.top
         states, buffer, logits = self.frame_loop(0, tf.constant(top), frames, None, states,
                                                  self.new_buffer(window, frames),
