@@ -68,7 +68,9 @@ MUSICVAE_SYMUSIC_DEFAULTS = {
     "print_interval": 100,
 }
 MUSICVAE_EXTRA_DEFAULTS = {
-    "max_slices_per_file": 8,   # at most N slices per file (random in training, first N in eval)
+    "max_slices_per_file": 8,   # at most N slices per file (random in training, first N in
+                                # eval); null: every window
+    "early_stopping_patience": None,  # evaluations without a better val_loss before stopping
     "transpose_range": 0,       # training augmentation: random shift in [-n, n] semitones
     "eval_fraction": 0.1,       # held-out share of train_dir files when eval_dir is null
     "max_grad_norm": 1.0,
@@ -83,6 +85,8 @@ DEFAULTS = {
 # Keys whose value may be null, and the type expected otherwise.
 NULLABLE = {
     "max_grad_norm": float,
+    "max_slices_per_file": int,
+    "early_stopping_patience": int,
     "train_dir": str,
     "eval_dir": str,
     "ckpt_path": str,
@@ -97,8 +101,10 @@ POSITIVE_INTS = {
     "seq_len", "dim", "num_rnn_layers", "emb_size", "batch_size", "slice_bar", "z_size",
     "n_subsequences", "c_size", "num_steps", "evaluate_interval", "advanced_interval",
     "print_interval", "max_slices_per_file", "num_workers", "lr_scheduler_patience",
-    "embed_size", "hidden_size", "n_layers",
+    "embed_size", "hidden_size", "n_layers", "early_stopping_patience",
 }
+# What null means for the nullable positive integers, for their error messages.
+NULL_MEANS = {"max_slices_per_file": "every window", "early_stopping_patience": "never stop early"}
 
 
 class ConfigError(ValueError):
@@ -231,14 +237,16 @@ def _check_type(key, name, value, default, source):
             raise ConfigError(f"{source}: key '{name}' must be a non-empty list of integers, "
                               f"got {value!r}")
         return list(value)
+    null = f" or null ({NULL_MEANS[key]})" if key in NULL_MEANS else ""
     if type(value) is not expected:  # bool is not accepted for int, nor int for bool
-        raise ConfigError(f"{source}: key '{name}' must be of type {expected.__name__}, "
+        raise ConfigError(f"{source}: key '{name}' must be of type {expected.__name__}{null}, "
                           f"got {type(value).__name__} {value!r}")
     if name in CHOICES and value not in CHOICES[name]:
         raise ConfigError(f"{source}: key '{name}' must be one of {list(CHOICES[name])}, "
                           f"got {value!r}")
     if key in POSITIVE_INTS and value < 1:
-        raise ConfigError(f"{source}: key '{name}' must be a positive integer, got {value!r}")
+        raise ConfigError(f"{source}: key '{name}' must be a positive integer{null}, "
+                          f"got {value!r}")
     return value
 
 

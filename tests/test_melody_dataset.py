@@ -123,8 +123,9 @@ def test_transpose_classes():
 
 def test_transposition_in_the_training_pipeline(tmp_path):
     corpus = make_corpus(tmp_path / "c", 3)
+    eval_dir = make_corpus(tmp_path / "e", 2, start=50)
     originals, _ = extract_corpus(corpus, 2, 4, training=True, use_cache=False)
-    data = md.make_melody_datasets(corpus, corpus, slice_bar=2, batch_size=4,
+    data = md.make_melody_datasets(corpus, eval_dir, slice_bar=2, batch_size=4,
                                    max_slices_per_file=4, transpose_range=2,
                                    cache_dir=tmp_path / "cache")
     shifts = []
@@ -137,5 +138,5 @@ def test_transposition_in_the_training_pipeline(tmp_path):
     assert len(set(shifts)) >= 3
     # eval is never transposed
     evals = np.concatenate(collect(data.validation))
-    expected, _ = extract_corpus(corpus, 2, 4, training=False, use_cache=False)
+    expected, _ = extract_corpus(eval_dir, 2, 4, training=False, use_cache=False)
     np.testing.assert_array_equal(evals, expected)

@@ -16,7 +16,8 @@ from audiogen.config import DEFAULTS, ConfigError, load_config, with_overrides
 from audiogen.training.options import OPTIMIZERS, STRATEGIES, RunOptions
 from audiogen.training.options import SampleRNNTraining as S
 
-SHARED_FLAGS = ("batch_size", "learning_rate")  # SampleRNN training flags, MusicVAE config keys
+# SampleRNN training flags that are MusicVAE config keys too.
+SHARED_FLAGS = ("batch_size", "learning_rate", "early_stopping_patience")
 MUSICVAE_DEFAULTS = DEFAULTS["musicvae"]
 
 
@@ -97,9 +98,10 @@ def _add_samplernn_checkpoint_flags(samplernn):
     samplernn.add_argument("--max_checkpoints", type=int_or_none,
                            default=_RUN.max_checkpoints,
                            help="Checkpoints kept on disk; None keeps all.")
-    samplernn.add_argument("--early_stopping_patience", type=int,
-                           default=S.early_stopping_patience,
-                           help="Epochs without validation-loss improvement before stopping.")
+    samplernn.add_argument("--early_stopping_patience", type=int, default=None,
+                           help=f"Epochs without validation-loss improvement before stopping "
+                                f"(SampleRNN default {S.early_stopping_patience}; MusicVAE: "
+                                f"overrides the config, in evaluations).")
     add_bool(samplernn, "generate", S.generate, "Generate audio after each new checkpoint")
     samplernn.add_argument("--max_generate_per_epoch", type=int,
                            default=S.max_generate_per_epoch,

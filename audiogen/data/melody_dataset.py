@@ -10,7 +10,9 @@ for the 90-class encoding):
 * `validation`: fixed order, no augmentation, `drop_remainder=False`.
 
 Without `eval_dir`, a share `eval_fraction` of the training folder's FILES is held out, chosen
-by a hash of each file's relative path (stable across runs and machines).
+by a hash of each file's relative path (stable across runs and machines). Evaluation slices that
+are identical to a training slice are dropped (and counted), so the held-out accuracy is measured
+on melodies the model has not seen; a transposed copy is another melody.
 
 Transposition (`transpose_range` = n > 0): every training example is shifted by a random number
 of semitones in [-n, n]; when the shift would move any of its pitches outside 21..108, the example
@@ -25,7 +27,9 @@ import tensorflow as tf
 from audiogen.data.replicas import split_for_replicas
 from audiogen.hashing import stable_fraction
 from audiogen.midi.corpus import extract_corpus, list_midi_files
-from audiogen.midi.encoding import FIRST_PITCH_CLASS, NUM_CLASSES, STEPS_PER_BAR
+from audiogen.midi.encoding import FIRST_PITCH_CLASS, NUM_CLASSES, STEPS_PER_BAR, \
+    always_hold_accuracy
+from audiogen.midi.slicing import drop_seen, slice_keys
 
 MelodyDatasets = collections.namedtuple("MelodyDatasets", ["train", "validation", "info"])
 
@@ -45,6 +49,8 @@ class MelodyDatasetInfo:
     transpose_range: int = 0
     train_report: object = None
     eval_report: object = None
+    eval_overlap: int = 0                     # evaluation slices identical to a training one
+    eval_hold_accuracy: float = float("nan")  # predicting NO_EVENT at every evaluation step
 
     def summary(self):
         """A few lines for the training log."""
@@ -59,7 +65,9 @@ class MelodyDatasetInfo:
         else:
             source = "held out from train_dir" if self.held_out else "from eval_dir"
             lines.append(f"Evaluation: {self.eval_examples} slices from {self.eval_files} files "
-                         f"{source} ({self.eval_steps} batches)")
+                         f"{source} ({self.eval_steps} batches; {self.eval_overlap} identical "
+                         f"to a training slice dropped; always-hold accuracy "
+                         f"{self.eval_hold_accuracy:.3f})")
         lines.append("Training extraction: " + self.train_report.summary())
         if self.eval_report is not None:
             lines.append("Evaluation extraction: " + self.eval_report.summary())
@@ -143,7 +151,7 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
         slice_bar: bars per example (`slice_bar * 16` steps).
         batch_size: examples per batch.
         max_slices_per_file: at most this many slices per file (random in training, first N in
-            evaluation).
+            evaluation); None: every window.
         transpose_range: training augmentation, random shift in [-n, n] semitones.
         num_workers: extraction processes (0/1: in process).
         seed: seeds slice subsets, shuffling and transposition.
@@ -154,8 +162,9 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
         `MelodyDatasets(train, validation, info)`; `info` is a `MelodyDatasetInfo` (sizes, the two
         `ExtractionReport`s, `summary()`).
     Raises:
-        ValueError when a folder yields no example (with the counts) or when there are fewer
-        training examples than `batch_size`.
+        ValueError when a folder yields no example (with the counts), when there are fewer
+        training examples than `batch_size`, or when every evaluation slice is also a training
+        slice.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -179,6 +188,9 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
         raise ValueError(f"{len(train)} training examples in {train_dir} for {shard.count} "
                          f"workers, fewer than {shard.pipeline_batch} each (the rows of each "
                          f"worker's replicas): lower batch_size or add MIDI files")
+    overlap = 0
+    if evals is not None:
+        evals, overlap = _drop_training_slices(evals, train, eval_dir or train_dir)
     train_ds = melody_dataset(train, batch_size, True, transpose_range, seed, shard)
     validation_ds = None if evals is None else melody_dataset(evals, batch_size, False,
                                                               shard=shard)
@@ -194,8 +206,20 @@ def make_melody_datasets(train_dir, eval_dir=None, *, slice_bar, batch_size,
         held_out=eval_dir is None,
         transpose_range=int(transpose_range),
         train_report=train_report,
-        eval_report=eval_report)
+        eval_report=eval_report,
+        eval_overlap=overlap,
+        eval_hold_accuracy=always_hold_accuracy([] if evals is None else evals))
     return MelodyDatasets(train_ds, validation_ds, info)
+
+
+def _drop_training_slices(evals, train, eval_source):
+    """`(evals without the slices identical to a training slice, how many were dropped)`."""
+    kept, overlap = drop_seen(evals, slice_keys(train), remember=False)
+    if not len(kept):
+        raise ValueError(f"all {len(evals)} evaluation slices of {eval_source} are identical to "
+                         f"training slices: evaluate on other MIDI files (eval_dir, or "
+                         f"eval_fraction of train_dir's files)")
+    return kept, overlap
 
 
 def _extract_held_out(train_dir, eval_fraction, common):

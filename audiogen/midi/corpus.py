@@ -2,8 +2,10 @@
 
 `extract_corpus` walks a directory (recursively, `.mid` / `.midi`, sorted), extracts the melody
 slices of every file in the meters its `meters` rule uses (`audiogen.midi.meters`; `extract_file`,
-in worker processes with `num_workers` > 1), keeps at most `max_slices_per_file` per file,
-caches the result (`audiogen.midi.corpus_cache`) and returns it with an `ExtractionReport`. When
+in worker processes with `num_workers` > 1), drops the slices that repeat one an earlier file
+kept (in the files' sorted order), keeps at most `max_slices_per_file` per file (None: every
+window), caches the result (`audiogen.midi.corpus_cache`) and returns it with an
+`ExtractionReport` that counts what was dropped and why. When
 nothing can be extracted it raises `ValueError` with the counts of files found, parsed and
 rejected by reason (it never hangs or stops silently).
 
@@ -25,10 +27,10 @@ from audiogen.midi.encoding import STEPS_PER_BAR
 from audiogen.midi.files import MidiReadError, read_midi
 from audiogen.midi.melody import extract_melodies
 from audiogen.midi.meters import MeterRule
-from audiogen.midi.rejections import METERS_HINT, REASON_ERROR, REASON_SILENT, \
-    REASON_TOO_SHORT, REASON_UNPARSABLE, no_melody_reason, reason_category
+from audiogen.midi.rejections import METERS_HINT, REASON_ERROR, REASON_REPEATS, \
+    REASON_SILENT, REASON_TOO_SHORT, REASON_UNPARSABLE, no_melody_reason, reason_category
 from audiogen.midi.report import ExtractionReport
-from audiogen.midi.slicing import melody_slices
+from audiogen.midi.slicing import drop_seen, melody_slices, slice_keys
 
 MIDI_EXTENSIONS = (".mid", ".midi")
 
@@ -90,7 +92,7 @@ def extract_file(path, slice_bar, max_slices_per_file=None, training=True, seed=
         return FileResult(name, empty, f"{REASON_ERROR} ({type(e).__name__})")
     stats = {**dataclasses.asdict(mstats), "windows": sstats.windows,
              "silent_slices": sstats.silent, "duplicate_slices": sstats.duplicates,
-             "capped_slices": 0}
+             "repeated_slices": 0, "capped_slices": 0}
     reason = None
     if not melodies:
         reason = reason_category(no_melody_reason(mstats))
@@ -98,10 +100,30 @@ def extract_file(path, slice_bar, max_slices_per_file=None, training=True, seed=
         reason = REASON_TOO_SHORT
     elif len(slices) == 0:
         reason = REASON_SILENT
-    if max_slices_per_file is not None and len(slices) > max_slices_per_file:
-        stats["capped_slices"] = len(slices) - max_slices_per_file
-        slices = _cap_slices(slices, max_slices_per_file, training, seed, name)
-    return FileResult(name, slices, reason, stats=stats)
+    result = FileResult(name, slices, reason, stats=stats)
+    _cap(result, max_slices_per_file, training, seed)
+    return result
+
+
+def _cap(result, max_slices, training, seed):
+    """Keep at most `max_slices` (None: all) of `result`'s slices (see `_cap_slices`)."""
+    if max_slices is not None and len(result.slices) > max_slices:
+        result.stats["capped_slices"] = len(result.slices) - max_slices
+        result.slices = _cap_slices(result.slices, max_slices, training, seed, result.name)
+
+
+def _keep_new(result, seen, max_slices, training, seed):
+    """Drop the slices of `result` that an earlier file kept (`seen`), cap the rest, and add
+    what is kept to `seen`. Capping after the repeats are gone keeps up to `max_slices` new
+    slices per file; a slice capped away is no repeat for a later file."""
+    if not len(result.slices):
+        return
+    result.slices, repeats = drop_seen(result.slices, seen, remember=False)
+    result.stats["repeated_slices"] = repeats
+    if not len(result.slices) and result.reason is None:
+        result.reason = REASON_REPEATS
+    _cap(result, max_slices, training, seed)
+    seen.update(slice_keys(result.slices))
 
 
 def _cap_slices(slices, max_slices, training, seed, name):
@@ -141,8 +163,10 @@ def extract_corpus(midi_dir, slice_bar, max_slices_per_file=None, training=True,
     Args:
         midi_dir: folder searched recursively for .mid/.midi files (sorted).
         slice_bar: bars per slice (`slice_bar * 16` steps).
-        max_slices_per_file: keep at most this many slices per file (None: all); a random seeded
-            subset when `training`, else the first N.
+        max_slices_per_file: keep at most this many slices per file (None: every window, a
+            window starting at every bar line of the melody's meter); a random seeded subset
+            when `training`, else the first N. Slices that repeat one of an earlier file are
+            dropped first.
         seed: seed of the per-file random subsets.
         num_workers: processes for extraction; 0 or 1 extracts in this process.
         cache_dir: folder for the cache; default `<midi_dir>/.audiogen_cache` when writable,
@@ -194,21 +218,28 @@ def extract_corpus(midi_dir, slice_bar, max_slices_per_file=None, training=True,
 def _check_settings(slice_bar, max_slices_per_file):
     if not isinstance(slice_bar, int) or slice_bar < 1:
         raise ValueError(f"slice_bar must be a positive integer, got {slice_bar!r}")
-    if max_slices_per_file is not None and max_slices_per_file < 1:
-        raise ValueError(f"max_slices_per_file must be positive or None, got "
-                         f"{max_slices_per_file!r}")
+    if max_slices_per_file is not None and (
+            not isinstance(max_slices_per_file, int) or isinstance(max_slices_per_file, bool)
+            or max_slices_per_file < 1):
+        raise ValueError(f"max_slices_per_file must be a positive integer, or None for every "
+                         f"window, got {max_slices_per_file!r}")
 
 
 def _extract_files(midi_dir, names, num_workers, settings):
     """`(slices, report)` of the files `names` of `midi_dir`, extracted now."""
     start = time.perf_counter()
-    tasks = [(os.path.join(midi_dir, n), settings["slice_bar"], settings["max_slices_per_file"],
-              settings["training"], settings["seed"], n, settings["meter_rule"]) for n in names]
+    # Workers return every slice of their file: repeats of other files and the cap are settled
+    # here, in the files' sorted order, so the result does not depend on the workers.
+    tasks = [(os.path.join(midi_dir, n), settings["slice_bar"], None, settings["training"],
+              settings["seed"], n, settings["meter_rule"]) for n in names]
     results = _run_tasks(tasks, num_workers)
     report = ExtractionReport(midi_dir=midi_dir, files_found=len(names),
                               num_workers=max(1, int(num_workers or 1)), **settings)
     kept = []
+    seen = set()
     for result in results:
+        _keep_new(result, seen, settings["max_slices_per_file"], settings["training"],
+                  settings["seed"])
         report.add(result)
         if len(result.slices):
             kept.append(result.slices)

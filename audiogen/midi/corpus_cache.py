@@ -17,7 +17,7 @@ from audiogen.midi.report import ExtractionReport
 
 CACHE_DIR_NAME = ".audiogen_cache"
 # Bump when a change to the extraction would change its output: old cache entries stop matching.
-EXTRACTION_VERSION = 2
+EXTRACTION_VERSION = 3
 
 
 def default_cache_dir(midi_dir):

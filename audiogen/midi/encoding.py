@@ -66,6 +66,14 @@ def has_note_on(classes):
     return np.any(np.asarray(classes) >= FIRST_PITCH_CLASS, axis=-1)
 
 
+def always_hold_accuracy(classes):
+    """The accuracy of predicting `NO_EVENT` (hold the note or the rest) at every step of
+    `classes` (any shape): the share of its steps that are `NO_EVENT`, the baseline a model's
+    next-step accuracy must beat. NaN when `classes` is empty."""
+    classes = np.asarray(classes)
+    return float(np.mean(classes == NO_EVENT)) if classes.size else float("nan")
+
+
 def classes_to_notes(classes):
     """`[(pitch, start_step, end_step)]` of a melody's classes (a note lasts to the end)."""
     classes = validate_classes(classes)

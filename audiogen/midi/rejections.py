@@ -10,9 +10,10 @@ REASON_UNQUANTIZABLE = "segments in a meter used could not be quantized"
 REASON_NO_MELODY = "no melody (no non-drum note in 21..108 in a meter used)"
 REASON_TOO_SHORT = "no melody long enough for one slice"
 REASON_SILENT = "only slices without a note-on"
+REASON_REPEATS = "every slice repeats one of an earlier file"
 REASON_ERROR = "extraction error"
 REASONS = (REASON_UNPARSABLE, REASON_NO_METER, REASON_UNQUANTIZABLE, REASON_NO_MELODY,
-           REASON_TOO_SHORT, REASON_SILENT, REASON_ERROR)
+           REASON_TOO_SHORT, REASON_SILENT, REASON_REPEATS, REASON_ERROR)
 METERS_HINT = 'the config key `meters` adds others (e.g. ["2/4", "6/8"], or "any")'
 
 

@@ -9,7 +9,8 @@ from audiogen.midi.meters import MeterRule
 
 # Per-file counters (`FileResult.stats`) that add up over the corpus.
 SUMMED_STATS = ("segments", "segments_used", "melodies", "drum_notes", "out_of_range_notes",
-                "windows", "silent_slices", "duplicate_slices", "capped_slices")
+                "windows", "silent_slices", "duplicate_slices", "repeated_slices",
+                "capped_slices")
 # File names kept per rejection reason: enough to find examples, short enough for a log line.
 MAX_NAMES_PER_REASON = 10
 
@@ -37,7 +38,8 @@ class ExtractionReport:
     out_of_range_notes: int = 0
     windows: int = 0
     silent_slices: int = 0
-    duplicate_slices: int = 0
+    duplicate_slices: int = 0       # repeats within a file
+    repeated_slices: int = 0        # repeats of a slice an earlier file kept
     capped_slices: int = 0
     examples: int = 0
     seconds: float = 0.0
@@ -92,10 +94,15 @@ class ExtractionReport:
                 f"segments: {self.segments} (used: {_meter_counts(self.used_meters)}; not in "
                 f"a meter used: {_meter_counts(self.rejected_meters)}; meters used: {rule}), "
                 f"{self.melodies} melodies, "
-                f"{self.windows} windows of {self.slice_bar} bars ({self.silent_slices} silent "
-                f"and {self.duplicate_slices} duplicate dropped, {self.capped_slices} over "
-                f"max_slices_per_file={self.max_slices_per_file}); {self.examples} examples "
-                f"({source})")
+                f"{self.windows} windows of {self.slice_bar} bars ({self.silent_slices} silent, "
+                f"{self.duplicate_slices} repeated within a file and {self.repeated_slices} "
+                f"repeating an earlier file's dropped, {self._capped()}); {self.examples} "
+                f"examples ({source})")
+
+    def _capped(self):
+        if self.max_slices_per_file is None:
+            return "no cap on slices per file (max_slices_per_file null)"
+        return f"{self.capped_slices} over max_slices_per_file={self.max_slices_per_file}"
 
 
 def _meter_counts(meters):

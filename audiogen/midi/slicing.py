@@ -1,8 +1,9 @@
 """Cutting melodies into the fixed-length training slices of MusicVAE.
 
 `melody_windows` lists the windows of one melody; `melody_slices` keeps the unique windows with a
-note-on over several melodies and counts what it dropped in a `SliceStats`. Pure numpy: it works
-on `audiogen.midi.melody.Melody` objects or on plain class arrays alike.
+note-on over several melodies and counts what it dropped in a `SliceStats`; `drop_seen` drops the
+slices already seen elsewhere (in an earlier file, in the training set). Pure numpy: it works on
+`audiogen.midi.melody.Melody` objects or on plain class arrays alike.
 
 A window is always `slice_bar * 16` steps. It starts on a bar line of its melody's meter and the
 next one starts `hop_bars` bars of that meter later (a plain array is taken as 16-step bars): in
@@ -65,3 +66,24 @@ def melody_slices(melodies, slice_bar, hop_bars=1):
             kept.append(window)
     array = np.stack(kept) if kept else np.zeros((0, slice_steps), np.int32)
     return array.astype(np.int32), stats
+
+
+def slice_keys(slices):
+    """The set of the rows of int32 `[n, steps]` `slices`, as bytes (what `drop_seen` keeps)."""
+    return {row.tobytes() for row in np.asarray(slices, np.int32)}
+
+
+def drop_seen(slices, seen, remember=True):
+    """The rows of int32 `[n, steps]` `slices` that are not in `seen` (a set from `slice_keys`),
+    in order; with `remember`, the kept rows are added to `seen`. Only exact repeats count: a
+    transposed copy is another slice. Returns `(kept, dropped_count)`."""
+    slices = np.asarray(slices, np.int32)
+    keep = []
+    for i, row in enumerate(slices):
+        key = row.tobytes()
+        if key in seen:
+            continue
+        keep.append(i)
+        if remember:
+            seen.add(key)
+    return slices[keep], len(slices) - len(keep)

@@ -92,12 +92,17 @@ def final_checkpoint_hook(config, run):
     final = math.ceil(config["num_steps"] / interval) * interval
 
     def hook(number, path):
-        if number != final:
-            return
-        try:
-            compute_for_run(run.model, config, run.run_dir, path)
-        except (ValueError, OSError) as e:
-            print(f"Attribute vectors not computed: {e}. Compute them later with: "
-                  f"{COMMAND} {run.run_dir}")
+        if number == final:
+            compute_after_training(config, run, path)
 
     return [hook]
+
+
+def compute_after_training(config, run, path):
+    """Compute the vectors of `path` (the run's last checkpoint, whose weights `run.model`
+    holds), printing rather than raising a failure: the training it follows has succeeded."""
+    try:
+        compute_for_run(run.model, config, run.run_dir, path)
+    except (ValueError, OSError) as e:
+        print(f"Attribute vectors not computed: {e}. Compute them later with: "
+              f"{COMMAND} {run.run_dir}")

@@ -2,7 +2,9 @@
 
 Keras epochs are evaluation periods here: one "epoch" is `evaluate_interval` optimizer steps,
 after which the model is evaluated on the validation set and checkpointed (latest and best), so
-checkpoints are numbered by step. The final checkpoint also gets the run's attribute vectors
+checkpoints are numbered by step. With `early_stopping_patience`, training ends after that many
+evaluations without a lower validation loss (the best checkpoint stays in `<run>/best/`). The
+final checkpoint, or the last one of a run stopped early, also gets the run's attribute vectors
 (`training/attribute_vectors.py`).
 """
 import math
@@ -14,7 +16,7 @@ from audiogen.data.melody_dataset import make_melody_datasets
 from audiogen.kernels.dispatch import gpu_visible
 from audiogen.musicvae.model import MusicVAE
 from audiogen.musicvae.summaries import AdvancedSummaries
-from audiogen.training.attribute_vectors import final_checkpoint_hook
+from audiogen.training.attribute_vectors import compute_after_training, final_checkpoint_hook
 from audiogen.training.checkpoints import resolve_checkpoint, run_dir_of
 from audiogen.training.optimizers import FusedAdam
 from audiogen.training.run import Datasets, TrainingTask
@@ -97,7 +99,27 @@ class MusicVAETask(TrainingTask):
         if run.data.validation is not None:
             callbacks.append(AdvancedSummaries(next(iter(run.data.validation)),
                                                run.writer("advanced"), c["advanced_interval"]))
-        return callbacks
+        return callbacks + self._early_stopping(run)
+
+    def _early_stopping(self, run):
+        """Keras's `EarlyStopping` on the run's monitor, and the end of a run it stopped: a
+        line that says why, and the attribute vectors of its last checkpoint."""
+        patience = self.config["early_stopping_patience"]
+        if patience is None:
+            return []
+        stopper = keras.callbacks.EarlyStopping(monitor=run.monitor, patience=patience)
+
+        def on_train_end(_logs=None):
+            if not stopper.stopped_epoch:
+                return
+            step = (stopper.stopped_epoch + 1) * self.steps_per_checkpoint
+            print(f"Stopped early at step {step}: {run.monitor} did not improve on "
+                  f"{stopper.best:.4f} for {patience} evaluations (early_stopping_patience); "
+                  f"the best checkpoint is in {run.best_store.directory}")
+            if run.cluster.is_chief and run.store.latest:
+                compute_after_training(self.config, run, run.store.latest)
+
+        return [stopper, keras.callbacks.LambdaCallback(on_train_end=on_train_end)]
 
     def on_checkpoint(self, run):
         return final_checkpoint_hook(self.config, run)
