@@ -44,7 +44,7 @@ RESULTS = os.path.join(RESULTS_DIR, "quality_musicvae.json")
 # Short names of the configs the quality targets are about.
 CONFIGS = {name: os.path.join(REPO, "configs", f"musicvae-{name}-cpu.config.json")
            for name in ("2bar", "hier-16bar", "flat-16bar")}
-COLUMNS = (("config", "{}"), ("steps", "{}"), ("best step", "{}"), ("minutes", "{:.1f}"),
+COLUMNS = (("config", "{}"), ("steps", "{}"), ("evaluated", "{}"), ("minutes", "{:.1f}"),
            ("teacher-forced", "{:.3f}"), ("sampled", "{:.3f}"), ("always hold", "{:.3f}"),
            ("held-out loss", "{:.2f}"), ("r_loss", "{:.2f}"), ("KL bits", "{:.1f}"))
 
@@ -203,10 +203,11 @@ def evaluate_run(run_dir):
         return {"error": f"{run_dir} has no checkpoint to evaluate"}
     figures = [evaluate_checkpoint(config, data.validation, *c) for c in candidates]
     chosen = min(figures, key=lambda f: f["held_out_loss"])
-    row = {**chosen, "best_step": chosen["step"], "held_out_slices": int(len(held_out)),
+    row = {**chosen, "evaluated": f"{chosen['checkpoint_kind']} {chosen['step']}",
+           "held_out_slices": int(len(held_out)),
            "always_hold_accuracy": always_hold_accuracy(held_out),
            "data_summary": data.summary}
-    row["evaluated"] = figures
+    row["evaluations"] = figures
     return row
 
 
@@ -238,7 +239,7 @@ def evaluate_checkpoint(config, validation, kind, checkpoint, step):
 def print_table(rows):
     print("\n" + " | ".join(name for name, _ in COLUMNS))
     print("|".join("---" for _ in COLUMNS))
-    keys = ("config", "steps", "best_step", "minutes", "teacher_forced_accuracy",
+    keys = ("config", "steps", "evaluated", "minutes", "teacher_forced_accuracy",
             "sampled_accuracy", "always_hold_accuracy", "held_out_loss", "r_loss", "kl_bits")
     for row in rows:
         cells = []
