@@ -1,5 +1,6 @@
 """What both command-line tools share: argument types, error lines."""
 import argparse
+import json
 import sys
 import warnings
 
@@ -60,6 +61,22 @@ def fail(message, code=2):
     """Print `error: message` to stderr and return the exit code (for `main` to return)."""
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def set_overrides(items):
+    """{dotted.key: value} from `--set KEY=JSON` items (a value that is not JSON is a string);
+    ConfigError naming the item when it has no `=`."""
+    from audiogen.config import ConfigError
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set z_size=64")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return overrides
 
 
 def add_debug(parser):

@@ -6,11 +6,10 @@ its config file (`configs/musicvae-*.config.json`); flags named like a config ke
 `--set key=value` overrides any key, nested ones included.
 """
 import argparse
-import json
 import sys
 
 from audiogen.cli.args import (add_bool, add_debug, fail, int_or_none, plain_warnings,
-                               positive_float, run_guarded, str2bool)
+                               positive_float, run_guarded, set_overrides, str2bool)
 from audiogen.cli.console import quiet_console
 from audiogen.config import DEFAULTS, ConfigError, load_config, with_overrides
 from audiogen.training.options import OPTIMIZERS, STRATEGIES, RunOptions
@@ -140,14 +139,7 @@ def config_overrides(args):
         value = getattr(args, key, None)
         if value is not None and key not in SHARED_FLAGS:
             overrides[key] = value
-    for item in args.set:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set z_size=64")
-        try:
-            overrides[key] = json.loads(text)
-        except json.JSONDecodeError:
-            overrides[key] = text
+    overrides.update(set_overrides(args.set))
     return overrides
 
 
