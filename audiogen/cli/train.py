@@ -163,13 +163,17 @@ def _train(args):
         return fail(str(e))
     from audiogen.training.run import prepare
     options, task, flags = _run_options(args), _task(args, config), _flags(args, config)
-    from audiogen.training.guards import TrainingStopped
+    from audiogen.training.guards import TrainingInterrupted, TrainingStopped
     try:
         prepared = prepare(task, options)
     except (ValueError, FileNotFoundError) as e:
         return fail(str(e))
     try:
         return prepared.execute(flags)
+    except TrainingInterrupted as e:
+        # A stop the user asked for, with the state saved: no "error:" line.
+        print(e, file=sys.stderr)
+        return e.exit_code
     except TrainingStopped as e:
         return fail(str(e), e.exit_code)
 

@@ -4,7 +4,6 @@
 * `melody`: `Melody`, extraction from NoteSequences, melody -> NoteSequence.
 * `meters`: which time signatures are used (`MeterRule`, config key `meters`).
 * `slicing`: fixed-length training slices of melodies.
-* `piano_roll`: a melody as a `[88, T]` image.
 * `files`: reading and writing single MIDI files; the window of a file a generation uses.
 * `markers`: MIDI marker events (note-seq and pretty_midi ignore them).
 * `rejections`, `report`, `corpus_cache`, `corpus`: extracting a whole folder (why files give
