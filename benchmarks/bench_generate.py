@@ -36,11 +36,11 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
-from common import REPO, RESULTS_DIR, note_machine_state, seconds, write_results
+from common import (REPO, RESULTS_DIR, cell_in_subprocess, note_machine_state, seconds,
+                    write_results)
 
 RESULTS = os.path.join(RESULTS_DIR, "bench_generate.json")
 SAMPLE_RATE = 16000
@@ -279,12 +279,7 @@ def spawn_cell(config_name, num_seqs, num_samples, precision, warmup=True, repea
            str(num_samples), "--precision", precision, "--repeats", str(repeats)]
     cmd += [] if groups is None else ["--groups", str(groups)]
     cmd += [] if warmup else ["--no_warmup"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode:
-        sys.stderr.write(proc.stderr[-4000:])
-        raise RuntimeError(f"benchmark cell {config_name} x{num_seqs} failed "
-                           f"(exit {proc.returncode})")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return cell_in_subprocess(cmd, f"{config_name} x{num_seqs}")
 
 
 def print_table(rows):

@@ -20,12 +20,12 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 from bench_generate import CONFIGS, SAMPLE_RATE, build_model
-from common import RESULTS_DIR, note_machine_state, seconds, write_results
+from common import (RESULTS_DIR, cell_in_subprocess, note_machine_state, seconds,
+                    write_results)
 
 RESULTS = os.path.join(RESULTS_DIR, "bench_generate_chunks.json")
 # Samples per sequence: several seconds of generation per timing, so several chunks.
@@ -103,12 +103,7 @@ def run_cell(config_name, num_seqs, num_samples, repeats):
 def spawn_cell(config_name, num_seqs, num_samples, repeats):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", config_name, str(num_seqs),
            str(num_samples), "--repeats", str(repeats)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode:
-        sys.stderr.write(proc.stderr[-4000:])
-        raise RuntimeError(f"benchmark cell {config_name} x{num_seqs} failed "
-                           f"(exit {proc.returncode})")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return cell_in_subprocess(cmd, f"{config_name} x{num_seqs}")
 
 
 def print_table(rows):

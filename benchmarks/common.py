@@ -3,6 +3,7 @@ TensorFlow's thread settings, and per-step timing of `model.fit`."""
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from importlib.metadata import version
@@ -86,6 +87,16 @@ def set_threads(args):
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+
+def cell_in_subprocess(cmd, label):
+    """Run one benchmark cell `cmd` in its own process; the JSON of its last output line.
+    RuntimeError naming `label` (with the end of the cell's stderr) when it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise RuntimeError(f"benchmark cell {label} failed (exit {proc.returncode})")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def write_results(path, name, argv, start, machine_before, rows, **extra):
