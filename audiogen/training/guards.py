@@ -118,11 +118,14 @@ class RunGuard(keras.callbacks.Callback):
         store = self.run.interrupted
         store.position.assign(done)
         store.best.assign(self.run.store.best)
-        path = store.save(self.epoch * self.steps_per_checkpoint)
+        # Numbered as the epoch's checkpoint would be; the steps done in it are its position, so
+        # the message names the folder rather than a file whose number is not the step.
+        store.save(self.epoch * self.steps_per_checkpoint)
         name = signal.Signals(self.flag.signum).name
         raise TrainingInterrupted(
             f"{name}: stopped at step {step} ({done} steps into epoch {self.epoch + 1}); saved "
-            f"{path}. Run the same command again to resume from this step.", self.flag.signum)
+            f"the run's state in {store.directory}. Run the same command again to resume from "
+            f"this step.", self.flag.signum)
 
 
 def interrupted_state(run_dir):
