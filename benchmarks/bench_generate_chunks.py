@@ -121,15 +121,16 @@ def call_cost(run, top_frame, frames, repeats):
     """Seconds a chunk call costs beyond its samples: `frames` top frames as one-frame calls
     against one call, medians of `repeats` alternated timings each."""
     samples = frames * top_frame
-    one = lambda: run(False, samples)
-    many = lambda: run(True, samples, chunk_samples=top_frame)
-    one(), many()
-    times = {one: [], many: []}
+    variants = {"one": lambda: run(False, samples),
+                "many": lambda: run(True, samples, chunk_samples=top_frame)}
+    for variant in variants.values():
+        variant()                                  # compiled before timing
+    times = {name: [] for name in variants}
     for r in range(repeats):
-        for variant in ((one, many) if r % 2 == 0 else (many, one)):
-            times[variant].append(seconds(variant))
-    return ((statistics.median(times[many]) - statistics.median(times[one]))
-            / max(frames - 1, 1))
+        for name in (("one", "many") if r % 2 == 0 else ("many", "one")):
+            times[name].append(seconds(variants[name]))
+    median = {name: statistics.median(t) for name, t in times.items()}
+    return (median["many"] - median["one"]) / max(frames - 1, 1)
 
 
 def spawn_cell(config_name, num_seqs, num_samples, repeats, probe_frames):
