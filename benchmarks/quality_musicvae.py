@@ -47,7 +47,8 @@ RESULTS = os.path.join(RESULTS_DIR, "quality_musicvae.json")
 CONFIGS = {name: os.path.join(REPO, "configs", f"musicvae-{name}-cpu.config.json")
            for name in ("2bar", "hier-16bar", "flat-16bar")}
 COLUMNS = (("config", "{}"), ("steps", "{}"), ("evaluated", "{}"), ("minutes", "{:.1f}"),
-           ("teacher-forced", "{:.3f}"), ("tf from mu", "{:.3f}"), ("sampled", "{:.3f}"), ("always hold", "{:.3f}"),
+           ("teacher-forced", "{:.3f}"), ("tf from mu", "{:.3f}"), ("sampled", "{:.3f}"),
+           ("always hold", "{:.3f}"),
            ("held-out loss", "{:.2f}"), ("r_loss", "{:.2f}"), ("KL bits", "{:.1f}"))
 
 
@@ -257,7 +258,8 @@ def print_table(rows):
     print("\n" + " | ".join(name for name, _ in COLUMNS))
     print("|".join("---" for _ in COLUMNS))
     keys = ("config", "steps", "evaluated", "minutes", "teacher_forced_accuracy",
-            "teacher_forced_accuracy_from_mu", "sampled_accuracy", "always_hold_accuracy", "held_out_loss", "r_loss", "kl_bits")
+            "teacher_forced_accuracy_from_mu", "sampled_accuracy", "always_hold_accuracy",
+            "held_out_loss", "r_loss", "kl_bits")
     for row in rows:
         cells = []
         for key, (_, form) in zip(keys, COLUMNS):
