@@ -46,10 +46,15 @@ RESULTS = os.path.join(RESULTS_DIR, "quality_musicvae.json")
 # Short names of the configs the quality targets are about.
 CONFIGS = {name: os.path.join(REPO, "configs", f"musicvae-{name}-cpu.config.json")
            for name in ("2bar", "hier-16bar", "flat-16bar")}
-COLUMNS = (("config", "{}"), ("steps", "{}"), ("evaluated", "{}"), ("minutes", "{:.1f}"),
-           ("teacher-forced", "{:.3f}"), ("tf from mu", "{:.3f}"), ("sampled", "{:.3f}"),
-           ("always hold", "{:.3f}"),
-           ("held-out loss", "{:.2f}"), ("r_loss", "{:.2f}"), ("KL bits", "{:.1f}"))
+# (heading, key of a result row, format)
+COLUMNS = (("config", "config", "{}"), ("steps", "steps", "{}"),
+           ("evaluated", "evaluated", "{}"), ("minutes", "minutes", "{:.1f}"),
+           ("teacher-forced", "teacher_forced_accuracy", "{:.3f}"),
+           ("tf from mu", "teacher_forced_accuracy_from_mu", "{:.3f}"),
+           ("sampled", "sampled_accuracy", "{:.3f}"),
+           ("always hold", "always_hold_accuracy", "{:.3f}"),
+           ("held-out loss", "held_out_loss", "{:.2f}"), ("r_loss", "r_loss", "{:.2f}"),
+           ("KL bits", "kl_bits", "{:.1f}"))
 
 
 def parse_args(argv=None):
@@ -255,16 +260,11 @@ def accuracy_from_mu(model, validation):
 # === Report ===
 
 def print_table(rows):
-    print("\n" + " | ".join(name for name, _ in COLUMNS))
+    print("\n" + " | ".join(name for name, _, _ in COLUMNS))
     print("|".join("---" for _ in COLUMNS))
-    keys = ("config", "steps", "evaluated", "minutes", "teacher_forced_accuracy",
-            "teacher_forced_accuracy_from_mu", "sampled_accuracy", "always_hold_accuracy",
-            "held_out_loss", "r_loss", "kl_bits")
     for row in rows:
-        cells = []
-        for key, (_, form) in zip(keys, COLUMNS):
-            value = row.get(key)
-            cells.append("-" if value is None else form.format(value))
+        cells = ["-" if row.get(key) is None else form.format(row[key])
+                 for _, key, form in COLUMNS]
         print(" | ".join(cells) + (f"   ({row['error']})" if "error" in row else ""))
 
 
