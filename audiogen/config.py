@@ -75,6 +75,8 @@ MUSICVAE_EXTRA_DEFAULTS = {
     "eval_fraction": 0.1,       # held-out share of train_dir files when eval_dir is null
     "max_grad_norm": 1.0,
     "precision": "float32",     # or mixed_bfloat16 / mixed_float16 LSTM products (precision.py)
+    "decay_rate": 1.0,          # learning rate times this after every step (1: no decay)...
+    "min_learning_rate": 0.00001,  # ...down to this (Magenta's decay_rate, min_learning_rate)
     "meters": None,             # meters besides 16-step bars: ["2/4", "6/8"] or "any" (midi.meters)
 }
 
@@ -290,6 +292,11 @@ def _check_musicvae(config, source):
                           f"inverse_sigmoid schedule (it is the schedule's k, in steps)")
     if not 0 < config["lr_scheduler_factor"] < 1:
         raise ConfigError(f"{source}: key 'lr_scheduler_factor' must be in (0, 1)")
+    if not 0 < config["decay_rate"] <= 1:
+        raise ConfigError(f"{source}: key 'decay_rate' must be in (0, 1] (1: no decay), "
+                          f"got {config['decay_rate']}")
+    if config["min_learning_rate"] < 0:
+        raise ConfigError(f"{source}: key 'min_learning_rate' must be >= 0")
     if config["free_bits"] < 0 or config["transpose_range"] < 0:
         raise ConfigError(f"{source}: keys 'free_bits' and 'transpose_range' must be >= 0")
     if not 0 <= config["eval_fraction"] < 1:

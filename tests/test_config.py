@@ -151,3 +151,14 @@ def test_differences_name_keys():
     keys = config_differences(a, b)
     assert keys == ["encoder_params.hidden_size", "z_size"]
     assert describe_differences(a, b, keys)[1] == "z_size: 256 -> 4"
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("decay_rate", 0.0, r"'decay_rate' must be in \(0, 1\] \(1: no decay\), got 0.0"),
+    ("decay_rate", 1.5, r"'decay_rate' must be in \(0, 1\]"),
+    ("min_learning_rate", -1e-5, "'min_learning_rate' must be >= 0"),
+])
+def test_musicvae_learning_rate_decay_range(key, value, expected):
+    with pytest.raises(ConfigError, match=expected):
+        resolve_config({"model": "musicvae", key: value})
+    assert resolve_config({"model": "musicvae"})["decay_rate"] == 1.0

@@ -11,8 +11,8 @@ from audiogen.audio.prime import parse_offset
 from audiogen.cli.args import int_or_none, str2bool
 from audiogen.temperatures import cycle_temperatures
 from audiogen.config import resolve_config, save_config
-from audiogen.training.callbacks import (EpochCheckpoint, decayed_learning_rate,
-                                         normalize_checkpoint_policy)
+from audiogen.training.callbacks import (EpochCheckpoint, StepDecay, decayed_learning_rate,
+                                         normalize_checkpoint_policy, step_decayed_rate)
 from audiogen.training.checkpoints import (CheckpointStore, build_optimizer, resolve_checkpoint,
                                            run_dir_of, save_training_args)
 from audiogen.training.resume import check_same_config, find_resume_checkpoint
@@ -51,6 +51,25 @@ def test_learning_rate_decay_is_exponential_after_n_epochs():
     assert decayed_learning_rate(2, 1e-3, 2) == pytest.approx(1e-3 * math.exp(-0.1))
     assert decayed_learning_rate(4, 1e-3, 2) == pytest.approx(1e-3 * math.exp(-0.3))
     assert decayed_learning_rate(50, 1e-3, None) == 1e-3
+
+
+def test_step_decay_multiplies_per_step_down_to_the_minimum():
+    assert step_decayed_rate(0.01, 0.5, 1e-3) == pytest.approx(0.005)
+    assert step_decayed_rate(0.01, 0.5, 1e-3, steps=3) == pytest.approx(0.00125)
+    assert step_decayed_rate(0.01, 0.5, 1e-3, steps=4) == pytest.approx(1e-3)
+    assert step_decayed_rate(1e-4, 0.5, 1e-3) == pytest.approx(1e-4)  # lowered by a plateau
+    assert step_decayed_rate(0.01, 1.0, 1e-3) == pytest.approx(0.01)
+
+
+def test_step_decay_in_fit_and_after_a_plateau_reduction():
+    model, optimizer = tiny_model()
+    model.compile(optimizer=optimizer, loss="mse")
+    x, y = np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[StepDecay(0.5, 1e-4)])
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.0025)
+    optimizer.learning_rate = 0.001  # as ReduceLROnPlateau sets it
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[StepDecay(0.5, 1e-4)])
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(1e-4)
 
 
 def test_policy_names():

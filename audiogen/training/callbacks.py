@@ -25,6 +25,32 @@ def decayed_learning_rate(epoch, base_rate, after, decay=0.1):
     return base_rate * math.exp(-decay * (epoch - after + 1))
 
 
+def step_decayed_rate(rate, decay, minimum, steps=1):
+    """The learning rate `steps` optimizer steps after `rate` under exponential decay:
+    `rate * decay ** steps`, not below `minimum` (a rate already below it stays as it is)."""
+    return max(min(rate, minimum), rate * decay ** steps)
+
+
+class StepDecay(keras.callbacks.Callback):
+    """Multiply the optimizer's learning rate by `decay` after every optimizer step, down to
+    `minimum` (Magenta MusicVAE's `decay_rate` and `min_learning_rate`).
+
+    It updates the rate the optimizer holds rather than computing it from the step number, so
+    `ReduceLROnPlateau`'s reductions compound with it and a resumed run goes on from the
+    checkpoint's rate."""
+
+    def __init__(self, decay, minimum):
+        super().__init__()
+        self.decay = decay
+        self.minimum = minimum
+
+    def on_train_batch_end(self, batch, logs=None):
+        optimizer = self.model.optimizer
+        steps = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        optimizer.learning_rate = step_decayed_rate(rate, self.decay, self.minimum, steps)
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Save a checkpoint every `every` epochs; with policy `Best` only when `monitor` improved.
 

@@ -17,6 +17,7 @@ from audiogen.kernels.dispatch import gpu_visible
 from audiogen.musicvae.model import MusicVAE
 from audiogen.musicvae.summaries import AdvancedSummaries
 from audiogen.training.attribute_vectors import compute_after_training, final_checkpoint_hook
+from audiogen.training.callbacks import StepDecay
 from audiogen.training.checkpoints import resolve_checkpoint, run_dir_of
 from audiogen.training.optimizers import FusedAdam
 from audiogen.training.run import Datasets, TrainingTask
@@ -96,6 +97,8 @@ class MusicVAETask(TrainingTask):
         callbacks = [keras.callbacks.ReduceLROnPlateau(
             monitor=run.monitor, factor=c["lr_scheduler_factor"],
             patience=c["lr_scheduler_patience"], verbose=1)]
+        if c["decay_rate"] < 1:
+            callbacks.append(StepDecay(c["decay_rate"], c["min_learning_rate"]))
         if run.data.validation is not None:
             callbacks.append(AdvancedSummaries(next(iter(run.data.validation)),
                                                run.writer("advanced"), c["advanced_interval"]))
