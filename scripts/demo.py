@@ -66,7 +66,7 @@ def train_briefly(logdir):
         "--steps_per_epoch", "250", "--output_file_dur", "2", "--verbose", "false"])
     plot_curves(os.path.join(logdir, "samplernn-piano"))
     # After so little training the model continues audio it is primed with, then fades: an
-    # unprimed clip from silence is mostly silence at this stage (the shipped model trained 13,000
+    # unprimed clip from silence is mostly silence at this stage (the shipped model trained 21,000
     # steps of batch 16).
     step("SampleRNN: the brief run continues 1 s of piano for 4 s", generate.main, [
         "--checkpoint_path", os.path.join(logdir, "samplernn-piano"),
