@@ -70,6 +70,10 @@ def test_step_decay_in_fit_and_after_a_plateau_reduction():
     optimizer.learning_rate = 0.001  # as ReduceLROnPlateau sets it
     model.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[StepDecay(0.5, 1e-4)])
     assert float(optimizer.learning_rate.numpy()) == pytest.approx(1e-4)
+    model, optimizer = tiny_model()
+    model.compile(optimizer=optimizer, loss="mse", steps_per_execution=2)  # one call, two steps
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[StepDecay(0.5, 1e-4)])
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.0025)
 
 
 def test_policy_names():

@@ -43,12 +43,19 @@ class StepDecay(keras.callbacks.Callback):
         super().__init__()
         self.decay = decay
         self.minimum = minimum
+        self.steps_seen = 0
+
+    def on_train_begin(self, logs=None):
+        self.steps_seen = int(self.model.optimizer.iterations.numpy())
 
     def on_train_batch_end(self, batch, logs=None):
+        # Counted from the optimizer: one call may cover several steps (steps_per_execution).
         optimizer = self.model.optimizer
-        steps = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        steps_done = int(optimizer.iterations.numpy())
         rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        optimizer.learning_rate = step_decayed_rate(rate, self.decay, self.minimum, steps)
+        optimizer.learning_rate = step_decayed_rate(rate, self.decay, self.minimum,
+                                                    steps_done - self.steps_seen)
+        self.steps_seen = steps_done
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
