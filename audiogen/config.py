@@ -77,6 +77,7 @@ MUSICVAE_EXTRA_DEFAULTS = {
     "precision": "float32",     # or mixed_bfloat16 / mixed_float16 LSTM products (precision.py)
     "decay_rate": 1.0,          # learning rate times this after every step (1: no decay)...
     "min_learning_rate": 0.00001,  # ...down to this (Magenta's decay_rate, min_learning_rate)
+    "decay_start_step": 0,      # ...after this step (a constant rate before it)
     "meters": None,             # meters besides 16-step bars: ["2/4", "6/8"] or "any" (midi.meters)
 }
 
@@ -297,6 +298,9 @@ def _check_musicvae(config, source):
                           f"got {config['decay_rate']}")
     if config["min_learning_rate"] < 0:
         raise ConfigError(f"{source}: key 'min_learning_rate' must be >= 0")
+    if config["decay_start_step"] < 0:
+        raise ConfigError(f"{source}: key 'decay_start_step' must be >= 0 (the step the decay "
+                          f"starts after), got {config['decay_start_step']}")
     if config["free_bits"] < 0 or config["transpose_range"] < 0:
         raise ConfigError(f"{source}: keys 'free_bits' and 'transpose_range' must be >= 0")
     if not 0 <= config["eval_fraction"] < 1:

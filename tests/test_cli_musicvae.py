@@ -150,15 +150,16 @@ def test_ckpt_path_starts_a_new_run_from_another_runs_checkpoint(trained_run, ca
     assert "ckpt-30.index" in names and "ckpt-20.index" not in names
 
 
-def test_decay_rate_lowers_the_learning_rate_every_step(trained_run):
+def test_decay_rate_lowers_the_learning_rate_every_step_after_the_start(trained_run):
     _, config, logdir, run_dir = trained_run
     code = train.main(["--config_file", config, "--id", "decay", "--logdir_root", logdir,
                        "--ckpt_path", os.path.join(run_dir, "checkpoints", "ckpt-20"),
-                       "--num_steps", "30", "--decay_rate", "0.9", "--min_learning_rate", "0.001"])
+                       "--num_steps", "30", "--decay_rate", "0.9", "--min_learning_rate", "0.001",
+                       "--decay_start_step", "24"])
     assert code == 0
     saved = tf.train.load_checkpoint(os.path.join(logdir, "decay", "checkpoints", "ckpt-30"))
     rate = saved.get_tensor("optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE")
-    assert rate == pytest.approx(0.003 * 0.9 ** 10, rel=1e-5)
+    assert rate == pytest.approx(0.003 * 0.9 ** 6, rel=1e-5)
 
 
 # === Meters and the context of written MIDI ===

@@ -157,6 +157,9 @@ def test_differences_name_keys():
     ("decay_rate", 0.0, r"'decay_rate' must be in \(0, 1\] \(1: no decay\), got 0.0"),
     ("decay_rate", 1.5, r"'decay_rate' must be in \(0, 1\]"),
     ("min_learning_rate", -1e-5, "'min_learning_rate' must be >= 0"),
+    ("decay_start_step", -1, r"'decay_start_step' must be >= 0 \(the step the decay starts "
+                             r"after\), got -1"),
+    ("decay_start_step", 1.5, "'decay_start_step' must be of type int, got float 1.5"),
 ])
 def test_musicvae_learning_rate_decay_range(key, value, expected):
     with pytest.raises(ConfigError, match=expected):

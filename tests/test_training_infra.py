@@ -12,7 +12,8 @@ from audiogen.cli.args import int_or_none, str2bool
 from audiogen.temperatures import cycle_temperatures
 from audiogen.config import resolve_config, save_config
 from audiogen.training.callbacks import (EpochCheckpoint, StepDecay, decayed_learning_rate,
-                                         normalize_checkpoint_policy, step_decayed_rate)
+                                         normalize_checkpoint_policy, step_decayed_rate,
+                                         steps_past)
 from audiogen.training.checkpoints import (CheckpointStore, build_optimizer, resolve_checkpoint,
                                            run_dir_of, save_training_args)
 from audiogen.training.resume import check_same_config, find_resume_checkpoint
@@ -74,6 +75,23 @@ def test_step_decay_in_fit_and_after_a_plateau_reduction():
     model.compile(optimizer=optimizer, loss="mse", steps_per_execution=2)  # one call, two steps
     model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[StepDecay(0.5, 1e-4)])
     assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.0025)
+
+
+def test_steps_past_the_start_of_the_decay():
+    assert steps_past(0, 0, 3) == 3
+    assert steps_past(5, 0, 3) == 0
+    assert steps_past(5, 3, 7) == 2
+    assert steps_past(5, 6, 7) == 1
+
+
+def test_step_decay_starts_after_its_step():
+    model, optimizer = tiny_model()
+    model.compile(optimizer=optimizer, loss="mse")
+    x, y = np.ones((8, 3), np.float32), np.zeros((8, 2), np.float32)
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[StepDecay(0.5, 1e-4, start=2)])
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.0025)  # steps 3 and 4
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[StepDecay(0.5, 1e-4, start=6)])
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.0025 / 4)  # steps 7 and 8
 
 
 def test_policy_names():

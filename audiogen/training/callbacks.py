@@ -31,18 +31,25 @@ def step_decayed_rate(rate, decay, minimum, steps=1):
     return max(min(rate, minimum), rate * decay ** steps)
 
 
+def steps_past(start, before, after):
+    """How many of the optimizer steps `before + 1 .. after` come after step `start`."""
+    return max(0, after - max(before, start))
+
+
 class StepDecay(keras.callbacks.Callback):
-    """Multiply the optimizer's learning rate by `decay` after every optimizer step, down to
-    `minimum` (Magenta MusicVAE's `decay_rate` and `min_learning_rate`).
+    """Multiply the optimizer's learning rate by `decay` after every optimizer step past
+    `start`, down to `minimum` (Magenta MusicVAE's `decay_rate` and `min_learning_rate`; a late
+    `start` keeps the fast early phase at the full rate and anneals the end).
 
     It updates the rate the optimizer holds rather than computing it from the step number, so
     `ReduceLROnPlateau`'s reductions compound with it and a resumed run goes on from the
     checkpoint's rate."""
 
-    def __init__(self, decay, minimum):
+    def __init__(self, decay, minimum, start=0):
         super().__init__()
         self.decay = decay
         self.minimum = minimum
+        self.start = start
         self.steps_seen = 0
 
     def on_train_begin(self, logs=None):
@@ -53,8 +60,8 @@ class StepDecay(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         steps_done = int(optimizer.iterations.numpy())
         rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        optimizer.learning_rate = step_decayed_rate(rate, self.decay, self.minimum,
-                                                    steps_done - self.steps_seen)
+        optimizer.learning_rate = step_decayed_rate(
+            rate, self.decay, self.minimum, steps_past(self.start, self.steps_seen, steps_done))
         self.steps_seen = steps_done
 
 

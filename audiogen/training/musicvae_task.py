@@ -98,7 +98,8 @@ class MusicVAETask(TrainingTask):
             monitor=run.monitor, factor=c["lr_scheduler_factor"],
             patience=c["lr_scheduler_patience"], verbose=1)]
         if c["decay_rate"] < 1:
-            callbacks.append(StepDecay(c["decay_rate"], c["min_learning_rate"]))
+            callbacks.append(StepDecay(c["decay_rate"], c["min_learning_rate"],
+                                       c["decay_start_step"]))
         if run.data.validation is not None:
             callbacks.append(AdvancedSummaries(next(iter(run.data.validation)),
                                                run.writer("advanced"), c["advanced_interval"]))
