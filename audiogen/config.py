@@ -81,9 +81,15 @@ MUSICVAE_EXTRA_DEFAULTS = {
     "meters": None,             # meters besides 16-step bars: ["2/4", "6/8"] or "any" (midi.meters)
 }
 
+# Nested keys beyond the port's: the encoder's subsequences (1: one bidirectional LSTM over the
+# melody, as in the paper; S > 1: the hierarchical encoder of `audiogen.musicvae.encoder`).
+MUSICVAE_EXTRA_ENCODER_PARAMS = {"n_subsequences": 1}
+
 DEFAULTS = {
     "samplernn": {**SAMPLERNN_PRISM_DEFAULTS, **SAMPLERNN_EXTRA_DEFAULTS},
-    "musicvae": {**MUSICVAE_SYMUSIC_DEFAULTS, **MUSICVAE_EXTRA_DEFAULTS},
+    "musicvae": {**MUSICVAE_SYMUSIC_DEFAULTS, **MUSICVAE_EXTRA_DEFAULTS,
+                 "encoder_params": {**MUSICVAE_SYMUSIC_DEFAULTS["encoder_params"],
+                                    **MUSICVAE_EXTRA_ENCODER_PARAMS}},
 }
 # Keys whose value may be null, and the type expected otherwise.
 NULLABLE = {
@@ -282,6 +288,12 @@ def _check_musicvae(config, source):
         raise ConfigError(
             f"{source}: key 'n_subsequences' ({config['n_subsequences']}) must divide the "
             f"sequence length of slice_bar * {STEPS_PER_BAR} = {steps} steps evenly")
+    encoder_segments = config["encoder_params"]["n_subsequences"]
+    if steps % encoder_segments:
+        raise ConfigError(
+            f"{source}: key 'encoder_params.n_subsequences' ({encoder_segments}) must divide the "
+            f"sequence length of slice_bar * {STEPS_PER_BAR} = {steps} steps evenly "
+            f"(1: one bidirectional LSTM over the whole melody)")
     beta = config["beta_settings"]
     if beta["duration"] < 0:
         raise ConfigError(f"{source}: key 'beta_settings.duration' must be >= 0")

@@ -129,6 +129,11 @@ def test_musicvae_subsequences_must_divide_length():
     with pytest.raises(ConfigError, match=r"'n_subsequences' \(3\) must divide the sequence "
                                           r"length of slice_bar \* 16 = 32 steps"):
         resolve_config({"model": "musicvae", "use_hier": True, "n_subsequences": 3})
+    with pytest.raises(ConfigError, match=r"'encoder_params.n_subsequences' \(3\) must divide "):
+        resolve_config({"model": "musicvae", "encoder_params": {"n_subsequences": 3}})
+    config = resolve_config({"model": "musicvae", "encoder_params": {"n_subsequences": 2}})
+    assert config["encoder_params"] == {"embed_size": 32, "hidden_size": 512, "n_layers": 1,
+                                        "n_subsequences": 2}
 
 
 def test_musicvae_nullable_and_choices():

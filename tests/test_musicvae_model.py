@@ -35,7 +35,8 @@ def test_get_config_round_trip(model):
 
 
 def test_layer_configs_round_trip():
-    layers = [LSTMStack(8, 2), Encoder(4, 8, 16, 1), FlatDecoder(16, 4, 8, 16, 2),
+    layers = [LSTMStack(8, 2), Encoder(4, 8, 16, 1), Encoder(4, 8, 16, 2, n_subsequences=4),
+              FlatDecoder(16, 4, 8, 16, 2),
               Conductor(4, 4, 16, 2, 8), HierarchicalDecoder(16, 4, 8, 16, 1, 4, 8, 16, 2)]
     for layer in layers:
         config = layer.get_config()
@@ -153,6 +154,35 @@ def test_uneven_subsequences_raise():
     with pytest.raises(ValueError, match="divisible by n_subsequences"):
         MusicVAE(**{**TINY, "seq_len": 30, "use_hier": True})
     MusicVAE(**{**TINY, "seq_len": 30, "use_hier": False})  # flat: n_subsequences unused
+    with pytest.raises(ValueError, match=r"encoder_params.n_subsequences \(4\) must divide "
+                                         r"seq_len \(30\)"):
+        MusicVAE(**{**TINY, "seq_len": 30, "encoder_params": {"n_subsequences": 4}})
+
+
+def test_hierarchical_encoder_reads_subsequences_then_their_summaries():
+    segs, n_layers = 4, 2
+    encoder = Encoder(Z, 8, 16, n_layers, n_subsequences=segs)
+    encoder.build()
+    x = melodies()
+    mu, sigma = encoder(x)
+    # The same maths, one subsequence at a time: the bottom level's summary of subsequence j
+    # depends on its own steps only, and the top level reads the summaries in order.
+    seg_len = T // segs
+    summaries = tf.stack([
+        encoder._bidirectional(tf.transpose(encoder.embedding(x[:, j * seg_len:(j + 1) * seg_len]),
+                                            [1, 0, 2]))
+        for j in range(segs)])                                         # [S, B, 2H]
+    last = encoder._bidirectional(summaries, level="top_")
+    np.testing.assert_allclose(mu.numpy(), encoder.mu_dense(last).numpy(), atol=1e-5)
+    np.testing.assert_allclose(sigma.numpy(), encoder.sigma_dense(last).numpy(), atol=1e-5)
+    # Two levels of `n_layers` bidirectional layers, each direction its own cell.
+    cells = [w for w in encoder.trainable_variables if "recurrent_kernel" in w.path]
+    assert len(cells) == 2 * 2 * n_layers
+    # Every subsequence reaches the code.
+    for j in range(segs):
+        changed = x.copy()
+        changed[:, j * seg_len] = (changed[:, j * seg_len] + 1) % 90
+        assert not np.allclose(encoder(changed)[0].numpy(), mu.numpy())
 
 
 def test_teacher_forced_fast_path_equals_step_loop(model):
@@ -230,11 +260,14 @@ def test_jit_compiled_training():
     assert np.isfinite(logs["loss"])
 
 
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
-def test_tiny_model_overfits_a_few_melodies(precision):
+@pytest.mark.parametrize("precision, encoder_segments",
+                         [("float32", 1), ("mixed_bfloat16", 1), ("float32", 4)],
+                         ids=["float32", "mixed_bfloat16", "hierarchical-encoder"])
+def test_tiny_model_overfits_a_few_melodies(precision, encoder_segments):
     keras.utils.set_random_seed(0)
     params = dict(embed_size=16, hidden_size=64, n_layers=1)
-    m = MusicVAE(seq_len=T, z_size=16, encoder_params=params, decoder_params=params,
+    m = MusicVAE(seq_len=T, z_size=16, encoder_params={**params, "n_subsequences": encoder_segments},
+                 decoder_params=params,
                  beta_settings=dict(start_beta=0.0, end_beta=0.0, duration=0), free_bits=0.0,
                  precision=precision)
     m.compile(optimizer=keras.optimizers.Adam(3e-3))

@@ -13,67 +13,80 @@ from audiogen.rnn.lstm_sequence import project, run_lstm
 class Encoder(keras.layers.Layer):
     """Bidirectional LSTM encoder to the parameters of a diagonal Gaussian posterior q(z|x).
 
-    embedding(90, embed_size) -> `n_layers` bidirectional LSTM layers of `hidden_size` (each
-    layer reads the concatenated outputs of both directions of the layer below) -> the final `h`
-    of the top layer's forward and backward directions, concatenated -> dense `mu` and
-    dense + softplus `sigma`.
+    With `n_subsequences = 1`, as in the paper: embedding(90, embed_size) -> `n_layers`
+    bidirectional LSTM layers of `hidden_size` (each layer reads the concatenated outputs of both
+    directions of the layer below) -> the final `h` of the top layer's forward and backward
+    directions, concatenated `[batch, 2 hidden_size]` -> dense `mu` and dense + softplus `sigma`.
+
+    With `n_subsequences = S > 1` the encoder is hierarchical, the mirror of the hierarchical
+    decoder: the melody is cut into S equal subsequences, each read by that bidirectional stack on
+    its own (`[batch * S, time / S]`, side by side), and a second bidirectional stack of the same
+    size reads the S summaries `[batch, S, 2 hidden_size]`; its final `h` gives `mu` and `sigma`.
+    Every step of the melody is then at most `time / S + S` recurrent steps from z instead of
+    `time`, which lets a long melody's code be learned in fewer steps.
 
     Args:
         z_size: int, latent size.
         embed_size: int, token embedding size.
         hidden_size: int, LSTM units per direction.
-        n_layers: int, bidirectional layers.
+        n_layers: int, bidirectional layers (of each level when hierarchical).
+        n_subsequences: int, see above; must divide the melody's length.
         vocab_size: int, number of token classes (90).
         precision: `"float32"` or `"mixed_bfloat16"` (the LSTM products in bfloat16).
 
     Call: `x` int `[batch, time]` -> `(mu, sigma)`, each `[batch, z_size]`.
 
-    Reference: Roberts et al., ICML 2018, section 3.1.
+    References: Roberts et al., ICML 2018, section 3.1; the hierarchical encoder is that of
+    Magenta's multi-track MusicVAE models (`HierarchicalLstmEncoder`).
     """
 
-    def __init__(self, z_size, embed_size, hidden_size, n_layers, vocab_size=NUM_CLASSES,
-                 precision="float32", **kwargs):
+    def __init__(self, z_size, embed_size, hidden_size, n_layers, n_subsequences=1,
+                 vocab_size=NUM_CLASSES, precision="float32", **kwargs):
         super().__init__(**kwargs)
         self.matmul_dtype = matmul_dtype(precision)
         self.z_size = z_size
         self.embed_size = embed_size
         self.hidden_size = hidden_size
         self.n_layers = n_layers
+        self.n_subsequences = n_subsequences
         self.vocab_size = vocab_size
         self.precision = precision
         # === Layers ===
         self.embedding = keras.layers.Embedding(vocab_size, embed_size, name="embedding")
         # One attribute per cell (not a list): tf.train.Checkpoint does not track Keras 3 lists.
-        for i in range(n_layers):
-            setattr(self, f"forward_{i}", keras.layers.LSTMCell(hidden_size, name=f"forward_{i}"))
-            setattr(self, f"backward_{i}",
-                    keras.layers.LSTMCell(hidden_size, name=f"backward_{i}"))
+        levels = ("",) if n_subsequences == 1 else ("", "top_")
+        for level in levels:
+            for i in range(n_layers):
+                for direction in ("forward", "backward"):
+                    name = f"{level}{direction}_{i}"
+                    setattr(self, name, keras.layers.LSTMCell(hidden_size, name=name))
         self.mu_dense = keras.layers.Dense(z_size, name="mu")
         self.sigma_dense = keras.layers.Dense(z_size, activation="softplus", name="sigma")
 
-    @property
-    def forward_cells(self):
-        return [getattr(self, f"forward_{i}") for i in range(self.n_layers)]
-
-    @property
-    def backward_cells(self):
-        return [getattr(self, f"backward_{i}") for i in range(self.n_layers)]
+    def _cells(self, level=""):
+        """The `(forward, backward)` cell pairs of a level, bottom layer first."""
+        return [(getattr(self, f"{level}forward_{i}"), getattr(self, f"{level}backward_{i}"))
+                for i in range(self.n_layers)]
 
     def build(self, input_shape=None):
         self.embedding.build(None)
-        size = self.embed_size
-        for fw, bw in zip(self.forward_cells, self.backward_cells):
-            fw.build((None, size))
-            bw.build((None, size))
-            size = 2 * self.hidden_size
+        sizes = [("", self.embed_size)]
+        if self.n_subsequences > 1:
+            sizes.append(("top_", 2 * self.hidden_size))
+        for level, size in sizes:
+            for fw, bw in self._cells(level):
+                fw.build((None, size))
+                bw.build((None, size))
+                size = 2 * self.hidden_size
         self.mu_dense.build((None, 2 * self.hidden_size))
         self.sigma_dense.build((None, 2 * self.hidden_size))
 
-    def call(self, x):
-        h = tf.transpose(self.embedding(tf.cast(x, tf.int32)), [1, 0, 2])  # [T, B, E]
-        zero = tf.zeros([tf.shape(x)[0], self.hidden_size])
+    def _bidirectional(self, h, level=""):
+        """Time-major `h` `[time, batch, features]` -> the top layer's final forward and
+        backward `h`, concatenated `[batch, 2 hidden_size]`."""
+        zero = tf.zeros([tf.shape(h)[1], self.hidden_size])
         dtype = self.matmul_dtype
-        for layer, (fw, bw) in enumerate(zip(self.forward_cells, self.backward_cells)):
+        for layer, (fw, bw) in enumerate(self._cells(level)):
             # The backward direction reads its input reversed in time; only its outputs, when a
             # next layer needs them, are reversed back.
             (out_fw, out_bw), ((h_fw, _), (h_bw, _)) = run_lstm(
@@ -82,12 +95,25 @@ class Encoder(keras.layers.Layer):
                 [(zero, zero), (zero, zero)], dtype)
             if layer + 1 < self.n_layers:
                 h = tf.concat([out_fw, tf.reverse(out_bw, [0])], axis=-1)  # [T, B, 2H]
-        last = tf.concat([h_fw, h_bw], axis=-1)
+        return tf.concat([h_fw, h_bw], axis=-1)
+
+    def call(self, x):
+        emb = self.embedding(tf.cast(x, tf.int32))                        # [B, T, E]
+        segs = self.n_subsequences
+        if segs == 1:
+            last = self._bidirectional(tf.transpose(emb, [1, 0, 2]))
+        else:
+            batch = tf.shape(x)[0]
+            emb = tf.reshape(emb, [batch * segs, -1, self.embed_size])    # [B*S, T/S, E]
+            summaries = self._bidirectional(tf.transpose(emb, [1, 0, 2]))  # [B*S, 2H]
+            summaries = tf.reshape(summaries, [batch, segs, 2 * self.hidden_size])
+            last = self._bidirectional(tf.transpose(summaries, [1, 0, 2]), level="top_")
         return self.mu_dense(last), self.sigma_dense(last)
 
     def get_config(self):
         config = super().get_config()
         config.update({"z_size": self.z_size, "embed_size": self.embed_size,
                        "hidden_size": self.hidden_size, "n_layers": self.n_layers,
-                       "vocab_size": self.vocab_size, "precision": self.precision})
+                       "n_subsequences": self.n_subsequences, "vocab_size": self.vocab_size,
+                       "precision": self.precision})
         return config

@@ -56,7 +56,8 @@ class MusicVAE(keras.Model):
     Args:
         seq_len: int, steps per melody (`slice_bar * 16`).
         z_size: int, latent size.
-        encoder_params: dict `{embed_size, hidden_size, n_layers}`.
+        encoder_params: dict `{embed_size, hidden_size, n_layers, n_subsequences}`
+            (`n_subsequences` > 1: the hierarchical encoder; it must divide `seq_len`).
         use_hier: bool, hierarchical (conductor) decoder instead of the flat one.
         decoder_params: dict `{embed_size, hidden_size, n_layers}` (the bottom decoder when
             hierarchical).
@@ -113,6 +114,10 @@ class MusicVAE(keras.Model):
             raise ValueError(f"MusicVAE: sampling_settings.schedule must be one of "
                              f"{list(SAMPLING_SCHEDULES)}, got "
                              f"{self.sampling_settings['schedule']!r}")
+        if self.seq_len % self.encoder_params["n_subsequences"]:
+            raise ValueError(f"MusicVAE: encoder_params.n_subsequences "
+                             f"({self.encoder_params['n_subsequences']}) must divide seq_len "
+                             f"({self.seq_len})")
         # === Layers ===
         self.encoder = Encoder(self.z_size, vocab_size=self.vocab_size, precision=precision,
                                name="encoder", **self.encoder_params)
