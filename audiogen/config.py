@@ -82,14 +82,18 @@ MUSICVAE_EXTRA_DEFAULTS = {
 }
 
 # Nested keys beyond the port's: the encoder's subsequences (1: one bidirectional LSTM over the
-# melody, as in the paper; S > 1: the hierarchical encoder of `audiogen.musicvae.encoder`).
+# melody, as in the paper; S > 1: the hierarchical encoder of `audiogen.musicvae.encoder`) and
+# the decoder's input dropout in training (`audiogen.musicvae.decoders`).
 MUSICVAE_EXTRA_ENCODER_PARAMS = {"n_subsequences": 1}
+MUSICVAE_EXTRA_DECODER_PARAMS = {"input_dropout": 0.0}
 
 DEFAULTS = {
     "samplernn": {**SAMPLERNN_PRISM_DEFAULTS, **SAMPLERNN_EXTRA_DEFAULTS},
     "musicvae": {**MUSICVAE_SYMUSIC_DEFAULTS, **MUSICVAE_EXTRA_DEFAULTS,
                  "encoder_params": {**MUSICVAE_SYMUSIC_DEFAULTS["encoder_params"],
-                                    **MUSICVAE_EXTRA_ENCODER_PARAMS}},
+                                    **MUSICVAE_EXTRA_ENCODER_PARAMS},
+                 "decoder_params": {**MUSICVAE_SYMUSIC_DEFAULTS["decoder_params"],
+                                    **MUSICVAE_EXTRA_DECODER_PARAMS}},
 }
 # Keys whose value may be null, and the type expected otherwise.
 NULLABLE = {
@@ -294,6 +298,10 @@ def _check_musicvae(config, source):
             f"{source}: key 'encoder_params.n_subsequences' ({encoder_segments}) must divide the "
             f"sequence length of slice_bar * {STEPS_PER_BAR} = {steps} steps evenly "
             f"(1: one bidirectional LSTM over the whole melody)")
+    if not 0 <= config["decoder_params"]["input_dropout"] < 1:
+        raise ConfigError(f"{source}: key 'decoder_params.input_dropout' must be in [0, 1) (the "
+                          f"share of the decoder's inputs dropped in training), got "
+                          f"{config['decoder_params']['input_dropout']}")
     beta = config["beta_settings"]
     if beta["duration"] < 0:
         raise ConfigError(f"{source}: key 'beta_settings.duration' must be >= 0")

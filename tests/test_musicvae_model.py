@@ -30,7 +30,7 @@ def test_get_config_round_trip(model):
     clone = MusicVAE.from_config(config)
     assert clone.get_config() == config
     assert config["use_hier"] == model.use_hier and config["seq_len"] == T
-    assert config["decoder_params"] == TINY["decoder_params"]
+    assert config["decoder_params"] == {**TINY["decoder_params"], "input_dropout": 0.0}
     assert len(clone.trainable_variables) == len(model.trainable_variables)
 
 
@@ -248,6 +248,34 @@ def test_scheduled_sampling_training_and_no_clipping():
     assert logs["beta"] == pytest.approx(beta_schedule(0, 0.0, 0.2, 20000))
     changed = [not np.array_equal(a, v.numpy()) for a, v in zip(before, m.trainable_variables)]
     assert sum(changed) >= len(changed) - 1  # (the conductor's zero-input kernel may not move)
+
+
+def test_input_dropout_in_training_only():
+    kwargs = {**TINY, "use_hier": True}
+    plain = MusicVAE(**kwargs)
+    dropping = MusicVAE(**{**kwargs, "decoder_params": {**TINY["decoder_params"],
+                                                        "input_dropout": 0.5}})
+    assert MusicVAE.from_config(dropping.get_config()).decoder.input_dropout == 0.5
+    dropping.set_weights(plain.get_weights())
+    x, z = melodies(), tf.random.normal([B, Z], seed=3)
+    # Without a seed (inference, evaluation) nothing is dropped.
+    np.testing.assert_array_equal(dropping(x).numpy(), plain(x).numpy())
+    for m in (plain, dropping):
+        m.compile(optimizer=keras.optimizers.Adam(1e-3))
+    assert dropping.evaluate(x, verbose=0, return_dict=True)["loss"] == pytest.approx(
+        plain.evaluate(x, verbose=0, return_dict=True)["loss"])
+    # With one, a seeded draw: the same seed drops the same inputs; the first step's input is
+    # the zero embedding either way.
+    full = dropping.decoder.teacher_forced(x, z).numpy()
+    dropped = dropping.decoder.teacher_forced(x, z, seed=tf.constant([1, 2])).numpy()
+    np.testing.assert_array_equal(
+        dropped, dropping.decoder.teacher_forced(x, z, seed=tf.constant([1, 2])).numpy())
+    assert not np.allclose(
+        dropped, dropping.decoder.teacher_forced(x, z, seed=tf.constant([5, 6])).numpy())
+    np.testing.assert_allclose(dropped[:, 0], full[:, 0], atol=1e-6)
+    assert not np.allclose(dropped, full)
+    with pytest.raises(ValueError, match=r"input_dropout must be in \[0, 1\), got 1.0"):
+        MusicVAE(**{**TINY, "decoder_params": {"input_dropout": 1.0}})
 
 
 def test_jit_compiled_training():

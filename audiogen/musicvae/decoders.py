@@ -52,6 +52,10 @@ class _AutoregressiveDecoder(keras.layers.Layer):
         cond_size: int, size of a conditioning vector.
         vocab_size: int, number of token classes (90).
         precision: `"float32"` or `"mixed_bfloat16"` (the LSTM products in bfloat16).
+        input_dropout: float in [0, 1), the share of previous-token inputs replaced by the zero
+            embedding in training (`teacher_forced(..., seed=...)`): the decoder cannot then
+            predict from the previous tokens alone and must use its conditioning (Bowman et al.,
+            "Generating Sentences from a Continuous Space", 2016, word dropout).
 
     Subclasses give `conditioning(z)`: `[batch, z_size]` -> `[batch, n_segments, cond_size]`.
 
@@ -59,8 +63,10 @@ class _AutoregressiveDecoder(keras.layers.Layer):
     """
 
     def __init__(self, seq_len, embed_size, hidden_size, n_layers, n_segments, cond_size,
-                 vocab_size=NUM_CLASSES, precision="float32", **kwargs):
+                 vocab_size=NUM_CLASSES, precision="float32", input_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
+        if not 0 <= input_dropout < 1:
+            raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
         if seq_len % n_segments:
             raise ValueError(
                 f"seq_len ({seq_len}) must be divisible by n_subsequences ({n_segments}) for "
@@ -72,6 +78,7 @@ class _AutoregressiveDecoder(keras.layers.Layer):
         self.n_layers = n_layers
         self.vocab_size = vocab_size
         self.precision = precision
+        self.input_dropout = float(input_dropout)
         self._n_segments = n_segments
         self._cond_size = cond_size
         # === Layers ===
@@ -91,13 +98,19 @@ class _AutoregressiveDecoder(keras.layers.Layer):
         """`z` `[batch, z_size]` -> per-segment conditioning `[batch, n_segments, cond_size]`."""
         raise NotImplementedError
 
-    def teacher_forced(self, x, z):
-        """Logits `[batch, seq_len, vocab]` when the input at step t is the true token t-1."""
+    def teacher_forced(self, x, z, seed=None):
+        """Logits `[batch, seq_len, vocab]` when the input at step t is the true token t-1.
+
+        With `seed` (int `[2]`, training) and `input_dropout` > 0, that share of the inputs,
+        drawn per example and step, is the zero embedding instead."""
         x = tf.cast(x, tf.int32)
         batch = tf.shape(x)[0]
         segs, seg_len = self._n_segments, self.seq_len // self._n_segments
         cond = self.conditioning(z)                                      # [B, S, D]
         emb = self.embedding(x)                                          # [B, T, E]
+        if seed is not None and self.input_dropout > 0:
+            keep = tf.random.stateless_uniform(tf.shape(x), seed=seed) >= self.input_dropout
+            emb = emb * tf.cast(keep, emb.dtype)[..., None]
         prev = tf.concat([tf.zeros_like(emb[:, :1]), emb[:, :-1]], axis=1)
         # Segments side by side: [B*S, L, E], each with its constant input cond_j (the input of
         # step t is [prev_t, cond_j], as in `step_loop`).
@@ -229,6 +242,7 @@ class FlatDecoder(_AutoregressiveDecoder):
         n_layers: int, stacked LSTM layers.
         vocab_size: int, number of token classes (90).
         precision: `"float32"` or `"mixed_bfloat16"` (the LSTM products in bfloat16).
+        input_dropout: float in [0, 1), see `_AutoregressiveDecoder`.
 
     Call: `(x, z)` with `x` int `[batch, seq_len]`, `z` `[batch, z_size]` -> teacher-forced logits
     `[batch, seq_len, vocab_size]`. See `step_loop` for sampling.
@@ -237,10 +251,10 @@ class FlatDecoder(_AutoregressiveDecoder):
     """
 
     def __init__(self, seq_len, z_size, embed_size, hidden_size, n_layers,
-                 vocab_size=NUM_CLASSES, precision="float32", **kwargs):
+                 vocab_size=NUM_CLASSES, precision="float32", input_dropout=0.0, **kwargs):
         super().__init__(seq_len, embed_size, hidden_size, n_layers, n_segments=1,
                          cond_size=z_size, vocab_size=vocab_size, precision=precision,
-                         **kwargs)
+                         input_dropout=input_dropout, **kwargs)
         self.z_size = z_size
 
     def build(self, input_shape=None):
@@ -254,7 +268,7 @@ class FlatDecoder(_AutoregressiveDecoder):
         config.update({"seq_len": self.seq_len, "z_size": self.z_size,
                        "embed_size": self.embed_size, "hidden_size": self.hidden_size,
                        "n_layers": self.n_layers, "vocab_size": self.vocab_size,
-                       "precision": self.precision})
+                       "precision": self.precision, "input_dropout": self.input_dropout})
         return config
 
 
@@ -328,6 +342,7 @@ class HierarchicalDecoder(_AutoregressiveDecoder):
         conductor_hidden_size, conductor_n_layers: ints, the conductor's LSTM stack.
         vocab_size: int, number of token classes (90).
         precision: `"float32"` or `"mixed_bfloat16"` (the LSTM products in bfloat16).
+        input_dropout: float in [0, 1), see `_AutoregressiveDecoder`.
 
     Call: `(x, z)` -> teacher-forced logits `[batch, seq_len, vocab_size]`.
 
@@ -336,10 +351,10 @@ class HierarchicalDecoder(_AutoregressiveDecoder):
 
     def __init__(self, seq_len, z_size, embed_size, hidden_size, n_layers, n_subsequences,
                  c_size, conductor_hidden_size, conductor_n_layers, vocab_size=NUM_CLASSES,
-                 precision="float32", **kwargs):
+                 precision="float32", input_dropout=0.0, **kwargs):
         super().__init__(seq_len, embed_size, hidden_size, n_layers,
                          n_segments=n_subsequences, cond_size=c_size, vocab_size=vocab_size,
-                         precision=precision, **kwargs)
+                         precision=precision, input_dropout=input_dropout, **kwargs)
         self.z_size = z_size
         self.n_subsequences = n_subsequences
         self.c_size = c_size
@@ -363,5 +378,6 @@ class HierarchicalDecoder(_AutoregressiveDecoder):
                        "c_size": self.c_size,
                        "conductor_hidden_size": self.conductor_hidden_size,
                        "conductor_n_layers": self.conductor_n_layers,
-                       "vocab_size": self.vocab_size, "precision": self.precision})
+                       "vocab_size": self.vocab_size, "precision": self.precision,
+                       "input_dropout": self.input_dropout})
         return config

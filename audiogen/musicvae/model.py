@@ -59,8 +59,9 @@ class MusicVAE(keras.Model):
         encoder_params: dict `{embed_size, hidden_size, n_layers, n_subsequences}`
             (`n_subsequences` > 1: the hierarchical encoder; it must divide `seq_len`).
         use_hier: bool, hierarchical (conductor) decoder instead of the flat one.
-        decoder_params: dict `{embed_size, hidden_size, n_layers}` (the bottom decoder when
-            hierarchical).
+        decoder_params: dict `{embed_size, hidden_size, n_layers, input_dropout}` (the bottom
+            decoder when hierarchical; `input_dropout`: the share of previous-token inputs
+            dropped in training, see `audiogen.musicvae.decoders`).
         n_subsequences: int, conductor steps; must divide `seq_len` (hierarchical only).
         c_size: int, conductor embedding size (hierarchical only).
         conductor_params: dict `{hidden_size, n_layers}` (hierarchical only).
@@ -127,12 +128,13 @@ class MusicVAE(keras.Model):
                 self.seq_len, self.z_size, dec["embed_size"], dec["hidden_size"],
                 dec["n_layers"], self.n_subsequences, self.c_size,
                 self.conductor_params["hidden_size"], self.conductor_params["n_layers"],
-                vocab_size=self.vocab_size, precision=precision, name="hierarchical_decoder")
+                vocab_size=self.vocab_size, precision=precision,
+                input_dropout=dec["input_dropout"], name="hierarchical_decoder")
         else:
             self.decoder = FlatDecoder(self.seq_len, self.z_size, dec["embed_size"],
                                        dec["hidden_size"], dec["n_layers"],
                                        vocab_size=self.vocab_size, precision=precision,
-                                       name="flat_decoder")
+                                       input_dropout=dec["input_dropout"], name="flat_decoder")
         # === Metrics ===
         self.trackers = {name: keras.metrics.Mean(name=name) for name in EVAL_METRICS}
         # A plain object: its variables are in no checkpoint (see `DynamicLossScale`).
@@ -177,8 +179,9 @@ class MusicVAE(keras.Model):
         eps = tf.random.stateless_normal(
             tf.shape(mu), seed=tf.random.experimental.stateless_fold_in(seed, 1))
         z = mu + sigma * eps
+        dropout_seed = tf.random.experimental.stateless_fold_in(seed, 3) if training else None
         if not training or self.teacher_forcing_only:
-            logits = self.decoder.teacher_forced(x, z)
+            logits = self.decoder.teacher_forced(x, z, dropout_seed)
         else:
             # Scheduled sampling: the step loop picks the input of every step (the truth or a
             # token drawn from the model). Those choices carry no gradient, so the logits (and
@@ -187,7 +190,7 @@ class MusicVAE(keras.Model):
             _, fed = self.decoder.step_loop(
                 tf.stop_gradient(z), targets=x, sample_probability=sample_prob,
                 seed=tf.random.experimental.stateless_fold_in(seed, 2))
-            logits = self.decoder.teacher_forced(tf.stop_gradient(fed), z)
+            logits = self.decoder.teacher_forced(tf.stop_gradient(fed), z, dropout_seed)
         r_loss = tf.reduce_mean(sequence_cross_entropy(x, logits))
         kl = kl_divergence_diag_normal(mu, sigma)
         kl_cost = tf.reduce_mean(free_bits_kl_penalty(kl, self.free_bits))
