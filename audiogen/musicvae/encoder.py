@@ -23,7 +23,7 @@ class Encoder(keras.layers.Layer):
     its own (`[batch * S, time / S]`, side by side), and a second bidirectional stack of the same
     size reads the S summaries `[batch, S, 2 hidden_size]`; its final `h` gives `mu` and `sigma`.
     Every step of the melody is then at most `time / S + S` recurrent steps from z instead of
-    `time`, which lets a long melody's code be learned in fewer steps.
+    `time`, and the one long recurrent loop becomes two short ones.
 
     Args:
         z_size: int, latent size.
