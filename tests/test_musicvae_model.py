@@ -294,7 +294,8 @@ def test_jit_compiled_training():
 def test_tiny_model_overfits_a_few_melodies(precision, encoder_segments):
     keras.utils.set_random_seed(0)
     params = dict(embed_size=16, hidden_size=64, n_layers=1)
-    m = MusicVAE(seq_len=T, z_size=16, encoder_params={**params, "n_subsequences": encoder_segments},
+    m = MusicVAE(seq_len=T, z_size=16,
+                 encoder_params={**params, "n_subsequences": encoder_segments},
                  decoder_params=params,
                  beta_settings=dict(start_beta=0.0, end_beta=0.0, duration=0), free_bits=0.0,
                  precision=precision)

@@ -54,8 +54,9 @@ class Encoder(keras.layers.Layer):
         # === Layers ===
         self.embedding = keras.layers.Embedding(vocab_size, embed_size, name="embedding")
         # One attribute per cell (not a list): tf.train.Checkpoint does not track Keras 3 lists.
-        levels = ("",) if n_subsequences == 1 else ("", "top_")
-        for level in levels:
+        # The cells of the bottom level are named as those of the one-level encoder.
+        self._levels = ("",) if n_subsequences == 1 else ("", "top_")
+        for level in self._levels:
             for i in range(n_layers):
                 for direction in ("forward", "backward"):
                     name = f"{level}{direction}_{i}"
@@ -70,10 +71,8 @@ class Encoder(keras.layers.Layer):
 
     def build(self, input_shape=None):
         self.embedding.build(None)
-        sizes = [("", self.embed_size)]
-        if self.n_subsequences > 1:
-            sizes.append(("top_", 2 * self.hidden_size))
-        for level, size in sizes:
+        for level in self._levels:
+            size = self.embed_size if level == "" else 2 * self.hidden_size
             for fw, bw in self._cells(level):
                 fw.build((None, size))
                 bw.build((None, size))
