@@ -13,6 +13,7 @@ from PIL import Image
 from audiogen.cli import generate, train
 from audiogen.midi.markers import read_markers
 from audiogen.training.checkpoints import load_training_args
+from audiogen.training.trained import load_trained
 from test_midi_meters import eighths
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -148,6 +149,39 @@ def test_ckpt_path_starts_a_new_run_from_another_runs_checkpoint(trained_run, ca
     assert "Resumed from" in capsys.readouterr().out
     names = os.listdir(os.path.join(logdir, "finetune", "checkpoints"))
     assert "ckpt-30.index" in names and "ckpt-20.index" not in names
+
+
+def test_init_from_starts_a_new_run_with_another_runs_weights(trained_run, capsys):
+    """Weights only: the new run counts from step 0 with a fresh optimizer, and its melodies
+    may be longer (a curriculum); with a zero learning rate its weights stay the source's."""
+    _, config, logdir, run_dir = trained_run
+    source = os.path.join(run_dir, "checkpoints", "ckpt-20")
+    code = train.main(["--config_file", config, "--id", "longer", "--logdir_root", logdir,
+                       "--init_from", run_dir, "--slice_bar", "4", "--num_steps", "10",
+                       "--learning_rate", "0", "--set", "decay_rate=1.0"])
+    assert code == 0
+    assert f"Weights from {source}" in capsys.readouterr().out
+    new = os.path.join(logdir, "longer", "checkpoints", "ckpt-10")
+    saved = tf.train.load_checkpoint(new)
+    assert saved.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 10
+    before, after = (load_trained(c).model.weights for c in (source, new))
+    assert len(before) == len(after) > 5
+    for old, now in zip(before, after):
+        assert old.path.split("/", 1)[1] == now.path.split("/", 1)[1]
+        np.testing.assert_array_equal(old.numpy(), now.numpy(), err_msg=old.path)
+    assert load_training_args(os.path.join(logdir, "longer"))["init_from"] == run_dir
+
+
+def test_init_from_a_model_of_other_shapes_is_refused_before_anything_is_written(trained_run,
+                                                                                   capsys):
+    _, config, logdir, run_dir = trained_run
+    code = train.main(["--config_file", config, "--id", "wider", "--logdir_root", logdir,
+                       "--init_from", run_dir, "--set", "encoder_params.hidden_size=32"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--init_from needs a checkpoint of the same model" in err and "ckpt-20" in err
+    wider = os.path.join(logdir, "wider")
+    assert not os.path.exists(wider) or not os.listdir(wider)
 
 
 def test_decay_rate_lowers_the_learning_rate_every_step_after_the_start(trained_run):

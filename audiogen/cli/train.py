@@ -55,6 +55,12 @@ def _add_run_flags(run):
              "Resume from the newest checkpoint of this id (or --resume_from)")
     run.add_argument("--resume_from", default=None,
                      help="Checkpoint (prefix or run directory) to resume from.")
+    run.add_argument("--init_from", default=None,
+                     help="Checkpoint (prefix or run directory) whose model weights start a "
+                          "new run, from step 0 with a fresh optimizer: fine-tuning on other "
+                          "data, or a curriculum (MusicVAE: slice_bar and n_subsequences may "
+                          "differ). Every weight must fit the config's model. Ignored when "
+                          "the run resumes.")
     run.add_argument("--strategy", default=_RUN.strategy, choices=STRATEGIES,
                      help="default: one device; mirrored: every local GPU; multi_worker: the "
                           "workers of the TF_CONFIG environment variable (docs/distributed.md). "
@@ -164,12 +170,15 @@ def _train(args):
     from audiogen.training.run import prepare
     options, task, flags = _run_options(args), _task(args, config), _flags(args, config)
     from audiogen.training.guards import TrainingInterrupted, TrainingStopped
+    from audiogen.training.trained import CheckpointMismatchError
     try:
         prepared = prepare(task, options)
     except (ValueError, FileNotFoundError) as e:
         return fail(str(e))
     try:
         return prepared.execute(flags)
+    except CheckpointMismatchError as e:  # --init_from's weights, found when the model is built
+        return fail(str(e))
     except TrainingInterrupted as e:
         # A stop the user asked for, with the state saved: no "error:" line.
         print(e, file=sys.stderr)
@@ -180,7 +189,8 @@ def _train(args):
 
 def _run_options(args):
     return RunOptions(id=args.id, logdir_root=args.logdir_root, resume=args.resume,
-                      resume_from=args.resume_from, max_checkpoints=args.max_checkpoints,
+                      resume_from=args.resume_from, init_from=args.init_from,
+                      max_checkpoints=args.max_checkpoints,
                       jit_compile=args.jit_compile, verbose=args.verbose,
                       strategy=args.strategy)
 

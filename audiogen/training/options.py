@@ -18,6 +18,9 @@ class RunOptions:
         logdir_root: `str`, the folder of all runs.
         resume: `bool`, continue from the run's newest checkpoint (or `resume_from`).
         resume_from: `str` or None, a checkpoint prefix or run directory to resume from.
+        init_from: `str` or None, a checkpoint prefix or run directory whose model weights
+            start a new run (fine-tuning, or a curriculum from shorter melodies); its optimizer
+            state and step are not taken, and a run that resumes ignores it.
         max_checkpoints: `int` or None (keep all), checkpoints kept on disk.
         jit_compile: `bool` or None (the task's default), compile the step with XLA.
         verbose: `bool`, one line per logged step instead of a progress bar.
@@ -28,6 +31,7 @@ class RunOptions:
     logdir_root: str = "./logdir"
     resume: bool = True
     resume_from: str = None
+    init_from: str = None
     max_checkpoints: int = 5
     jit_compile: bool = None
     verbose: bool = True

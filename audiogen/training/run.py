@@ -22,7 +22,8 @@ from audiogen.config import save_config
 from audiogen.files import safe_name
 from audiogen.training.callbacks import EpochCheckpoint
 from audiogen.training.checkpoints import (BEST_DIR, INTERRUPTED_DIR, CheckpointStore,
-                                           build_optimizer, save_training_args)
+                                           build_optimizer, resolve_checkpoint,
+                                           save_training_args)
 from audiogen.training.distribution import (Cluster, agree, check_in_sync, make_cluster,
                                             write_dir)
 from audiogen.training.guards import RunGuard, SignalFlag, interrupt_signals
@@ -30,6 +31,7 @@ from audiogen.training.options import RunOptions
 from audiogen.training.replica_loop import ReplicaLoop
 from audiogen.training.resume import check_same_config, resume_point
 from audiogen.training.step_logger import StepLogger
+from audiogen.training.trained import restore_weights
 
 
 
@@ -172,8 +174,20 @@ def prepare(task, options, cluster=None):
                                                options.resume_from)
     if resume_path:
         check_same_config(resume_path, task.compared_config(), task.compared_args())
+    init_path = _init_checkpoint(options, resume_path)
     data = task.datasets(shard)
-    return PreparedRun(task, options, cluster, data, resume_path, steps_done)
+    return PreparedRun(task, options, cluster, data, resume_path, steps_done, init_path)
+
+
+def _init_checkpoint(options, resume_path):
+    """The checkpoint whose weights start a new run (`options.init_from`), or None: a run that
+    resumes continues its own state."""
+    if not options.init_from:
+        return None
+    if resume_path:
+        print(f"Resuming from {resume_path}: --init_from {options.init_from} is not used")
+        return None
+    return resolve_checkpoint(options.init_from)
 
 
 @dataclasses.dataclass
@@ -186,6 +200,7 @@ class PreparedRun:
     data: Datasets
     resume_path: str
     steps_done: int = 0
+    init_path: str = None
 
     def execute(self, flags):
         """Train; `flags` (a dict) is saved as the run's training arguments. Returns 0, or
@@ -197,7 +212,7 @@ class PreparedRun:
         with write_dir(cluster, options.run_dir) as folder:
             with cluster.scope():
                 run = _start(task, options, cluster, folder, data, self.resume_path,
-                             self.steps_done)
+                             self.steps_done, self.init_path)
             save_config(task.config, folder)
             save_training_args(folder, flags)
             flag = SignalFlag()
@@ -245,11 +260,20 @@ class PreparedRun:
             train(epochs, first)
 
 
-def _start(task, options, cluster, folder, data, resume_path, steps_done):
+def _start(task, options, cluster, folder, data, resume_path, steps_done, init_path=None):
     """Build the model, optimizer and checkpoint stores (writing into `folder`); restore when
-    resuming."""
+    resuming, or take the weights of `init_path` when it starts from another run's."""
     shard = cluster.shard(task.global_batch())
-    model = task.build_model(shard.replica_batch if shard else task.global_batch())
+    batch = shard.replica_batch if shard else task.global_batch()
+    model = task.build_model(batch)
+    if init_path:
+        # Restored into a model of its own: a checkpoint restores lazily whatever gets attached
+        # later, so restoring into the run's model would also take the source's optimizer
+        # state once `compile` attaches the optimizer.
+        source = restore_weights(task.build_model(batch), init_path, hint=(
+            "--init_from needs a checkpoint of the same model (every weight of the same shape)"))
+        model.set_weights(source.get_weights())
+        print(f"Weights from {init_path}; a new run from step 0 with a fresh optimizer")
     optimizer = build_optimizer(task.build_optimizer(), model)
     store = CheckpointStore(folder, model, optimizer, max_to_keep=options.max_checkpoints)
     best_store = (CheckpointStore(folder, model, optimizer, max_to_keep=1, subdir=BEST_DIR)

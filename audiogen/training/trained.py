@@ -57,15 +57,16 @@ def model_from_config(config):
     return model
 
 
-def restore_weights(model, checkpoint):
+def restore_weights(model, checkpoint, hint="was --config_file changed?"):
     """Restore `checkpoint`'s weights (not its optimizer state) into the built `model`.
 
-    Raises CheckpointMismatchError when they do not fit the model."""
+    Raises CheckpointMismatchError when they do not fit the model; its message ends with
+    `hint`."""
     try:
         CheckpointStore(run_dir_of(checkpoint), model).restore(checkpoint, with_optimizer=False)
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         raise CheckpointMismatchError(f"{checkpoint} does not match the config's model ({e}); "
-                                      f"was --config_file changed?") from None
+                                      f"{hint}") from None
     return model
 
 
