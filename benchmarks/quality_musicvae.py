@@ -75,6 +75,9 @@ def parse_args(argv=None):
                         "(default: the config's eval_fraction of its files)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="config override passed to train.py (repeatable)")
+    p.add_argument("--init_from", default=None, metavar="RUN",
+                   help="passed to train.py: each run starts from this run's weights (a "
+                        "curriculum's second phase; its time is not counted in --minutes)")
     p.add_argument("--logdir_root", default=os.path.join(REPO, "logdir", "quality"),
                    help="the runs go to <logdir_root>/<config name>-<time>/")
     p.add_argument("--output", default=RESULTS, help="JSON results file")
@@ -131,6 +134,8 @@ def train(config, run_id, args, train_dir, eval_dir):
         command += ["--num_steps", str(args.steps)]
     for item in args.set:
         command += ["--set", item]
+    if args.init_from is not None:
+        command += ["--init_from", args.init_from]
     print("$ " + " ".join(command), flush=True)
     run_dir = os.path.join(args.logdir_root, run_id)
     os.makedirs(run_dir, exist_ok=True)
@@ -299,7 +304,7 @@ def main(argv=None):
     print_table(rows)
     write_results(args.output, "quality_musicvae", argv, start, machine_before, rows,
                   corpus=os.path.abspath(args.corpus), minutes_budget=args.minutes,
-                  held_out_list=args.held_out)
+                  held_out_list=args.held_out, init_from=args.init_from)
     return 0 if all("error" not in row for row in rows) else 1
 
 
