@@ -12,7 +12,7 @@ from PIL import Image
 
 from audiogen.cli import generate, train
 from audiogen.midi.markers import read_markers
-from audiogen.training.checkpoints import load_training_args
+from audiogen.training.checkpoints import load_training_args, resolve_checkpoint, saved_counter
 from audiogen.training.trained import load_trained
 from test_midi_meters import eighths
 
@@ -170,6 +170,14 @@ def test_init_from_starts_a_new_run_with_another_runs_weights(trained_run, capsy
         assert old.path.split("/", 1)[1] == now.path.split("/", 1)[1]
         np.testing.assert_array_equal(old.numpy(), now.numpy(), err_msg=old.path)
     assert load_training_args(os.path.join(logdir, "longer"))["init_from"] == run_dir
+    # run again, the run resumes its own state and says that --init_from is not used
+    code = train.main(["--config_file", config, "--id", "longer", "--logdir_root", logdir,
+                       "--init_from", run_dir, "--slice_bar", "4", "--num_steps", "20",
+                       "--learning_rate", "0", "--set", "decay_rate=1.0"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"--init_from {run_dir} is not used" in out and "Weights from" not in out
+    assert saved_counter(resolve_checkpoint(os.path.join(logdir, "longer"))) == 20
 
 
 def test_init_from_a_model_of_other_shapes_is_refused_before_anything_is_written(trained_run,
