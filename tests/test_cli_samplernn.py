@@ -13,6 +13,7 @@ import soundfile as sf
 from audiogen.audio.io import load_audio
 from audiogen.cli import generate, train
 from audiogen.threads import available_cores
+from audiogen.training.trained import load_trained
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATE = 8000
@@ -246,6 +247,21 @@ def test_resume_from_seeded_generation_interval_and_quiet_progress(trained, corp
     assert len(audio) == RATE - 800 + RATE // 4
     expected = load_audio(os.path.join(corpus, "tone1.wav"), RATE)[800:]
     np.testing.assert_allclose(audio[:RATE - 800], expected, atol=0.02)
+
+
+def test_init_from_takes_another_runs_weights_and_counts_epochs_from_one(trained, corpus,
+                                                                        tmp_path, capsys):
+    source = os.path.join(trained, "logdir", "run")
+    args = train_args(corpus, str(tmp_path), "--num_epochs", "1", "--init_from", source,
+                      "--optimizer", "sgd", "--learning_rate", "0", "--generate", "false")
+    assert train.main(args) == 0
+    assert "Weights from" in capsys.readouterr().out
+    assert checkpoints(str(tmp_path)) == [1]
+    before = load_trained(source).model.weights
+    after = load_trained(os.path.join(tmp_path, "logdir", "run")).model.weights
+    assert len(before) == len(after) > 3
+    for old, now in zip(before, after):
+        np.testing.assert_array_equal(old.numpy(), now.numpy(), err_msg=old.path)
 
 
 def test_generate_config_file_override_must_match_the_checkpoint(trained, tmp_path, capsys):
