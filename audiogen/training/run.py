@@ -267,13 +267,7 @@ def _start(task, options, cluster, folder, data, resume_path, steps_done, init_p
     batch = shard.replica_batch if shard else task.global_batch()
     model = task.build_model(batch)
     if init_path:
-        # Restored into a model of its own: a checkpoint restores lazily whatever gets attached
-        # later, so restoring into the run's model would also take the source's optimizer
-        # state once `compile` attaches the optimizer.
-        source = restore_weights(task.build_model(batch), init_path, hint=(
-            "--init_from needs a checkpoint of the same model (every weight of the same shape)"))
-        model.set_weights(source.get_weights())
-        print(f"Weights from {init_path}; a new run from step 0 with a fresh optimizer")
+        _take_weights(model, task.build_model(batch), init_path)
     optimizer = build_optimizer(task.build_optimizer(), model)
     store = CheckpointStore(folder, model, optimizer, max_to_keep=options.max_checkpoints)
     best_store = (CheckpointStore(folder, model, optimizer, max_to_keep=1, subdir=BEST_DIR)
@@ -301,6 +295,17 @@ def _start(task, options, cluster, folder, data, resume_path, steps_done, init_p
     jit = task.default_jit_compile if options.jit_compile is None else bool(options.jit_compile)
     model.compile(optimizer=optimizer, jit_compile=jit, **task.compile_options(data))
     return run
+
+
+def _take_weights(model, source, init_path):
+    """Give `model` the weights of checkpoint `init_path`, restored first into `source`, a
+    model of its own: a checkpoint restores lazily whatever gets attached later, so restoring
+    into the run's model would also take the source's optimizer state once `compile` attaches
+    the optimizer."""
+    restore_weights(source, init_path, hint="--init_from needs a checkpoint of the same model "
+                                            "(every weight of the same shape)")
+    model.set_weights(source.get_weights())
+    print(f"Weights from {init_path}; a new run from step 0 with a fresh optimizer")
 
 
 def _restore(task, run, path, steps_done):
